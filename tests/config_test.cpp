@@ -1,0 +1,77 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "test_util.h"
+
+using namespace ovr;
+
+namespace {
+Config make_config() {
+  Config c("prog", "prog [options]", "test program");
+  c.options().add_options()
+      ("lr", po::value<double>()->default_value(1e-3), "learning rate")
+      ("name", po::value<std::string>()->default_value("run"), "run name")
+      ("steps", po::value<int64_t>()->required(), "steps");
+  return c;
+}
+bool parse(Config& c, std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return c.parse(int(argv.size()), argv.data());
+}
+}  // namespace
+
+TEST(Config, CommandLineOverridesConfigFile) {
+  const std::string dir = test::temp_dir("config");
+  test::write_file(dir + "/run.ini", "lr = 0.5\nname = from_file\nsteps = 7\n");
+  Config c = make_config();
+  ASSERT_TRUE(parse(c, {"prog", "--config", dir + "/run.ini", "--lr", "0.25"}));
+  EXPECT_DOUBLE_EQ(c.get<double>("lr"), 0.25);
+  EXPECT_EQ(c.get<std::string>("name"), "from_file");
+  EXPECT_EQ(c.get<int64_t>("steps"), 7);
+  EXPECT_EQ(c.to_json()["lr"], 0.25);
+}
+
+TEST(Config, EffectiveIniLoadsBackToTheSameValues) {
+  const std::string dir = test::temp_dir("config_ini");
+  Config a = make_config();
+  ASSERT_TRUE(parse(a, {"prog", "--steps", "3", "--name", "x y"}));
+  test::write_file(dir + "/eff.ini", a.to_ini());
+  Config b = make_config();
+  ASSERT_TRUE(parse(b, {"prog", "--config", dir + "/eff.ini"}));
+  auto from_file = b.to_json();
+  from_file.erase("config");
+  EXPECT_EQ(a.to_json(), from_file);
+  EXPECT_EQ(b.get<std::string>("name"), "x y");
+  EXPECT_EQ(b.get<int64_t>("steps"), 3);
+}
+
+TEST(Config, UnknownOptionBadValueAndMissingRequiredAreErrors) {
+  Config c1 = make_config();
+  EXPECT_THROW(parse(c1, {"prog", "--steps", "1", "--nope", "2"}), po::error);
+  Config c2 = make_config();
+  EXPECT_THROW(parse(c2, {"prog", "--steps", "many"}), po::error);
+  Config c3 = make_config();
+  EXPECT_THROW(parse(c3, {"prog"}), po::error);
+  Config c4 = make_config();
+  EXPECT_THROW(parse(c4, {"prog", "--config", "/nonexistent/x.ini"}), ConfigError);
+  const std::string dir = test::temp_dir("config_bad");
+  test::write_file(dir + "/bad.ini", "steps = 1\nunknown_key = 3\n");
+  Config c5 = make_config();
+  EXPECT_THROW(parse(c5, {"prog", "--config", dir + "/bad.ini"}), ConfigError);
+}
+
+TEST(Config, ByteSizesUseHuggingFaceUnits) {
+  EXPECT_EQ(parse_byte_size("5GB", "x"), 5'000'000'000ull);
+  EXPECT_EQ(parse_byte_size("2GiB", "x"), 2ull << 30);
+  EXPECT_EQ(parse_byte_size("512mb", "x"), 512'000'000ull);
+  EXPECT_EQ(parse_byte_size("1000", "x"), 1000ull);
+  EXPECT_THROW(parse_byte_size("", "x"), ConfigError);
+  EXPECT_THROW(parse_byte_size("5 GB", "x"), ConfigError);
+  EXPECT_THROW(parse_byte_size("0", "x"), ConfigError);
+  EXPECT_THROW(parse_byte_size("3XB", "x"), ConfigError);
+  EXPECT_THROW(parse_byte_size("99999999999999TB", "x"), ConfigError);
+}
