@@ -9,10 +9,10 @@ $SUDO apt-get update -q
 # libopenblas0-openmp: without it Debian's LibTorch uses the reference BLAS, 15-20x slower.
 # python3-h5py / numpy / pandas / matplotlib: postprocess/ and the h5py readability test.
 $SUDO apt-get install -y -q --no-install-recommends \
-  build-essential cmake git ccache pkg-config \
+  build-essential cmake git ccache pkg-config time \
   libtorch-dev libopenblas0-openmp \
   libopenmpi-dev openmpi-bin \
   libhdf5-openmpi-dev hdf5-tools \
-  libboost-program-options-dev nlohmann-json3-dev zlib1g-dev libpng-dev \
+  libboost-program-options-dev nlohmann-json3-dev zlib1g-dev libisal-dev libpng-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   python3 python3-h5py python3-numpy python3-pandas python3-matplotlib

@@ -24,6 +24,29 @@ void for_each_chunk(const TensorInfo& t, uint64_t chunk_bytes, Fn fn) {
   for (int64_t b = 0; b < rows; b += step) fn(b, std::min(step, rows - b));
 }
 
+// acc[e] += w * x[e] for x of a floating dtype, converted element by element (no second buffer:
+// peak memory per chunk is the input bytes plus the fp32 accumulator).
+void accumulate(DType t, const void* x, float w, float* acc, size_t n) {
+  switch (t) {
+    case DType::F32: {
+      auto* v = static_cast<const float*>(x);
+      for (size_t e = 0; e < n; ++e) acc[e] += w * v[e];
+      return;
+    }
+    case DType::BF16: {
+      auto* v = static_cast<const uint16_t*>(x);
+      for (size_t e = 0; e < n; ++e) acc[e] += w * bf16_to_f32(v[e]);
+      return;
+    }
+    case DType::F16: {
+      auto* v = static_cast<const uint16_t*>(x);
+      for (size_t e = 0; e < n; ++e) acc[e] += w * f16_to_f32(v[e]);
+      return;
+    }
+    default: throw Error(std::string("accumulate: unsupported dtype ") + dtype_name(t));
+  }
+}
+
 }  // namespace
 
 std::vector<int> assign_tensors(const std::vector<TensorInfo>& tensors, int nranks) {
@@ -99,8 +122,8 @@ StreamStats average_tensors(const std::vector<ModelSource*>& inputs, const std::
   const auto& tensors = inputs[0]->tensors();
   const auto owner = assign_tensors(tensors, size);
   StreamStats stats;
-  std::vector<char> in, out;
-  std::vector<float> acc32, x32;
+  std::vector<char> in, first;  // `in` also carries the result to the sink
+  std::vector<float> acc32;
   std::vector<double> acc64;
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (owner[i] != rank) continue;
@@ -108,13 +131,13 @@ StreamStats average_tensors(const std::vector<ModelSource*>& inputs, const std::
     const uint64_t rb = row_bytes(t);
     for_each_chunk(t, chunk_bytes, [&](int64_t b, int64_t n) {
       const uint64_t bytes = uint64_t(n) * rb, count = bytes / dtype_size(t.dtype);
-      out.resize(std::max<uint64_t>(bytes, 1));
       in.resize(std::max<uint64_t>(bytes, 1));
-      if (!dtype_is_float(t.dtype)) {  // integer/bool buffers: identical in all inputs, copied
-        inputs[0]->read_rows(t.name, b, n, out.data());
+      if (!dtype_is_float(t.dtype)) {  // integer/bool tensors: identical in all inputs, copied
+        first.resize(in.size());
+        inputs[0]->read_rows(t.name, b, n, first.data());
         for (size_t k = 1; k < inputs.size(); ++k) {
           inputs[k]->read_rows(t.name, b, n, in.data());
-          if (std::memcmp(in.data(), out.data(), bytes) != 0)
+          if (std::memcmp(in.data(), first.data(), bytes) != 0)
             throw Error("average: integer tensor '" + t.name + "' differs between " + inputs[0]->origin() + " and " +
                         inputs[k]->origin() + "; it cannot be averaged");
         }
@@ -125,19 +148,16 @@ StreamStats average_tensors(const std::vector<ModelSource*>& inputs, const std::
           const double w = weights[k] / total, *x = reinterpret_cast<const double*>(in.data());
           for (uint64_t e = 0; e < count; ++e) acc64[e] += w * x[e];
         }
-        std::memcpy(out.data(), acc64.data(), bytes);
+        std::memcpy(in.data(), acc64.data(), bytes);
       } else {
         acc32.assign(count, 0.0f);
-        x32.resize(count);
         for (size_t k = 0; k < inputs.size(); ++k) {
           inputs[k]->read_rows(t.name, b, n, in.data());
-          to_f32(t.dtype, in.data(), x32.data(), count);
-          const float w = float(weights[k] / total);
-          for (uint64_t e = 0; e < count; ++e) acc32[e] += w * x32[e];
+          accumulate(t.dtype, in.data(), float(weights[k] / total), acc32.data(), count);
         }
-        from_f32(t.dtype, acc32.data(), out.data(), count);
+        from_f32(t.dtype, acc32.data(), in.data(), count);
       }
-      sink.write_rows(t.name, b, n, out.data());
+      sink.write_rows(t.name, b, n, in.data());
       stats.bytes_read += bytes * inputs.size(), stats.bytes_written += bytes;
     });
     ++stats.tensors;
