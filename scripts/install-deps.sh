@@ -16,3 +16,9 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libboost-program-options-dev nlohmann-json3-dev zlib1g-dev libisal-dev libpng-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   python3 python3-h5py python3-numpy python3-pandas python3-matplotlib
+# Other packages may pull in the pthread flavour of OpenBLAS, which can win the alternative; the
+# OpenMP flavour is the one whose threads torch::set_num_threads (and OMP_NUM_THREADS) control.
+for lib in libblas.so.3 liblapack.so.3; do
+  target=/usr/lib/x86_64-linux-gnu/openblas-openmp/$lib
+  if [ -e "$target" ]; then $SUDO update-alternatives --set "$lib-x86_64-linux-gnu" "$target" >/dev/null; fi
+done

@@ -219,6 +219,32 @@ void check_dataset_path(const std::string& p) {
     throw Error("invalid dataset path '" + p + "' (expected e.g. /model/lm_head.weight)");
 }
 
+void check_rows(const std::string& file, const TensorInfo& info, int64_t begin, int64_t count) {
+  const int64_t rows = dataset_rows(info);
+  if (begin < 0 || count < 0 || begin + count > rows)
+    throw Error(file + ": " + info.name + ": rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+                ") outside [0, " + std::to_string(rows) + ")");
+}
+
+void check_shard(const std::string& file, const TensorInfo& info, int64_t offset, int64_t count) {
+  if (info.shape.size() != 1) throw Error(file + ": shards need a 1-D dataset, " + info.name + " is not");
+  check_rows(file, info, offset, count);
+}
+
+// Calls fn(begin, count) over [0, count) in pieces of at most kMaxTransferBytes, the same number
+// of times on every rank of comm (collective transfers must be entered together; a rank with
+// less to move does empty transfers).
+template <class Fn>
+void for_each_collective_piece(MPI_Comm comm, int64_t count, uint64_t elem_size, Fn fn) {
+  const int64_t step = int64_t(kMaxTransferBytes / elem_size);
+  int64_t pieces = (count + step - 1) / step, max_pieces = 0;
+  OVR_MPI_CHECK(MPI_Allreduce(&pieces, &max_pieces, 1, MPI_INT64_T, MPI_MAX, comm));
+  for (int64_t p = 0; p < std::max<int64_t>(max_pieces, 1); ++p) {
+    const int64_t b = std::min(count, p * step);
+    fn(b, std::min(step, count - b));
+  }
+}
+
 // A contiguous run of rows written or read by this rank, with the CRC of its bytes.
 struct Segment {
   int64_t begin = -1, end = -1;
@@ -412,10 +438,7 @@ void CheckpointWriter::define(const std::string& dataset, DType dtype, const std
 void CheckpointWriter::write_rows(const std::string& dataset, int64_t row_begin, int64_t row_count, const void* src) {
   auto& m = *impl_;
   auto& d = m.find(dataset);
-  const int64_t rows = dataset_rows(d.info);
-  if (row_begin < 0 || row_count < 0 || row_begin + row_count > rows)
-    throw Error(m.tmp_path + ": " + dataset + ": rows [" + std::to_string(row_begin) + ", " +
-                std::to_string(row_begin + row_count) + ") outside [0, " + std::to_string(rows) + ")");
+  check_rows(m.tmp_path, d.info, row_begin, row_count);
   const uint64_t rb = row_bytes(d.info);
   d.written.extend(row_begin, row_count, src, uint64_t(row_count) * rb, m.tmp_path + ": " + dataset);
   const int64_t step = std::max<int64_t>(1, int64_t(kMaxTransferBytes / std::max<uint64_t>(rb, 1)));
@@ -428,22 +451,14 @@ void CheckpointWriter::write_rows(const std::string& dataset, int64_t row_begin,
 void CheckpointWriter::write_shard(const std::string& dataset, int64_t offset, int64_t count, const void* src) {
   auto& m = *impl_;
   auto& d = m.find(dataset);
-  if (d.info.shape.size() != 1) throw Error(m.tmp_path + ": write_shard needs a 1-D dataset, " + dataset + " is not");
-  if (offset < 0 || count < 0 || offset + count > d.info.shape[0])
-    throw Error(m.tmp_path + ": " + dataset + ": shard [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
-                ") outside [0, " + std::to_string(d.info.shape[0]) + ")");
+  check_shard(m.tmp_path, d.info, offset, count);
   const uint64_t es = dtype_size(d.info.dtype);
   if (count > 0) d.written.extend(offset, count, src, uint64_t(count) * es, m.tmp_path + ": " + dataset);
-  // Collective transfers must be entered the same number of times on every rank.
-  const int64_t step = int64_t(kMaxTransferBytes / es);
-  int64_t pieces = (count + step - 1) / step, max_pieces = 0;
-  OVR_MPI_CHECK(MPI_Allreduce(&pieces, &max_pieces, 1, MPI_INT64_T, MPI_MAX, m.comm));
   Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
   if (m.size > 1) h5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", 0);
-  for (int64_t p = 0; p < std::max<int64_t>(max_pieces, 1); ++p) {
-    const int64_t b = std::min(count, p * step), n = std::min(step, count - b);
+  for_each_collective_piece(m.comm, count, es, [&](int64_t b, int64_t n) {
     m.write_piece(d, offset + b, n, static_cast<const char*>(src) + uint64_t(b) * es, dxpl);
-  }
+  });
 }
 
 void CheckpointWriter::commit(bool update_latest) {
@@ -636,10 +651,8 @@ std::vector<TensorInfo> CheckpointReader::list(const std::string& group) const {
 void CheckpointReader::read_rows(const std::string& dataset, int64_t row_begin, int64_t row_count, void* dst) {
   auto& m = *impl_;
   auto& c = m.lookup(dataset);
+  check_rows(m.path, c.info, row_begin, row_count);
   const int64_t rows = dataset_rows(c.info);
-  if (row_begin < 0 || row_count < 0 || row_begin + row_count > rows)
-    throw Error(m.path + ": " + dataset + ": rows [" + std::to_string(row_begin) + ", " +
-                std::to_string(row_begin + row_count) + ") outside [0, " + std::to_string(rows) + ")");
   const uint64_t rb = row_bytes(c.info);
   const int64_t step = std::max<int64_t>(1, int64_t(kMaxTransferBytes / std::max<uint64_t>(rb, 1)));
   for (int64_t r = 0; r < row_count; r += step)
@@ -663,20 +676,13 @@ void CheckpointReader::read(const std::string& dataset, void* dst) {
 void CheckpointReader::read_shard(const std::string& dataset, int64_t offset, int64_t count, void* dst) {
   auto& m = *impl_;
   auto& c = m.lookup(dataset);
-  if (c.info.shape.size() != 1) throw Error(m.path + ": read_shard needs a 1-D dataset, " + dataset + " is not");
-  if (offset < 0 || count < 0 || offset + count > c.info.shape[0])
-    throw Error(m.path + ": " + dataset + ": shard [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
-                ") outside [0, " + std::to_string(c.info.shape[0]) + ")");
+  check_shard(m.path, c.info, offset, count);
   const uint64_t es = dtype_size(c.info.dtype);
-  const int64_t step = int64_t(kMaxTransferBytes / es);
-  int64_t pieces = (count + step - 1) / step, max_pieces = 0;
-  OVR_MPI_CHECK(MPI_Allreduce(&pieces, &max_pieces, 1, MPI_INT64_T, MPI_MAX, m.comm));
   Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
   if (m.size > 1) h5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", 0);
-  for (int64_t p = 0; p < std::max<int64_t>(max_pieces, 1); ++p) {
-    const int64_t b = std::min(count, p * step), n = std::min(step, count - b);
+  for_each_collective_piece(m.comm, count, es, [&](int64_t b, int64_t n) {
     m.read_piece(c, offset + b, n, static_cast<char*>(dst) + uint64_t(b) * es, dxpl);
-  }
+  });
   Segment mine;
   if (count > 0) mine.extend(offset, count, dst, uint64_t(count) * es, m.path);
   auto all = allgather_segments(m.comm, m.size, {mine});
