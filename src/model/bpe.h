@@ -3,6 +3,7 @@
 // ids of its single-byte tokens and this merges neighbours by rank, as Hugging Face's BPE model
 // does (lowest rank first; among equal ranks, leftmost first).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -1,0 +1,34 @@
+// The pre-tokenizer's regex split (Hugging Face's Split pre-tokenizer with behavior "Isolated"):
+// every match is a piece and so is any text between matches. Patterns are in the dialect of HF
+// `tokenizers` (Oniguruma; the same as Rust's regex crate for what Qwen uses) and run on PCRE2
+// with Unicode properties and JIT. One rewrite makes the dialects agree: HF's \s is Unicode
+// White_Space (U+0085 yes, U+180E and U+FEFF no) while PCRE2's \s under UCP also matches U+180E,
+// so \s and \S become \p{White_Space} and \P{White_Space}, in and out of character classes.
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ovr::model {
+
+class SplitRegex {
+ public:
+  // ovr::Error (with PCRE2's message and the offset) for a pattern that does not compile.
+  explicit SplitRegex(const std::string& pattern);
+  ~SplitRegex();
+  SplitRegex(SplitRegex&&) noexcept;
+  SplitRegex& operator=(SplitRegex&&) noexcept;
+
+  // Appends the pieces of `text`, which must be valid UTF-8 (the caller checks: matching skips
+  // PCRE2's own check for speed), to `out` as views into `text`. Empty matches split nothing.
+  void split(std::string_view text, std::vector<std::string_view>& out) const;
+
+  const std::string& pattern() const;  // as given, before the rewrite
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ovr::model

@@ -1,0 +1,49 @@
+#include "model/weights.h"
+
+#include <torch/torch.h>
+
+#include <map>
+
+#include "common/error.h"
+#include "io/torch_bridge.h"
+
+namespace ovr::model {
+
+namespace {
+bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+}  // namespace
+
+std::string published_name(const std::string& name) {
+  if (starts_with(name, "model.language_model.")) return "model." + name.substr(21);
+  if (starts_with(name, "model.visual.")) return name.substr(6);
+  return name;
+}
+
+void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std::vector<std::string>& ignore_prefixes) {
+  std::map<std::string, const io::TensorInfo*> stored;  // published name -> stored tensor
+  for (const auto& t : src.tensors()) stored[published_name(t.name)] = &t;
+  torch::NoGradGuard no_grad;
+  std::map<std::string, bool> used;
+  for (auto& item : module.named_parameters(/*recurse=*/true)) {
+    const std::string& name = item.key();
+    at::Tensor& param = item.value();
+    auto it = stored.find(name);
+    if (it == stored.end()) throw Error(src.origin() + ": missing tensor '" + name + "'");
+    const io::TensorInfo& info = *it->second;
+    if (info.shape != param.sizes().vec())
+      throw Error(src.origin() + ": tensor '" + info.name + "' has shape " + io::shape_string(info.shape) +
+                  ", the model expects " + io::shape_string(param.sizes().vec()));
+    param.copy_(io::read_tensor(src, info.name).to(param.scalar_type()));
+    used[name] = true;
+  }
+  for (const auto& [name, info] : stored) {
+    if (used.count(name)) continue;
+    bool ignored = false;
+    for (const auto& p : ignore_prefixes) ignored |= starts_with(name, p);
+    // A tied lm_head may still be stored by some writers; it is the embedding, unused here.
+    if (!ignored && name != "lm_head.weight")
+      throw Error(src.origin() + ": tensor '" + info->name + "' matches no parameter of the model");
+  }
+}
+
+}  // namespace ovr::model

@@ -1,0 +1,24 @@
+// Loading a module's parameters by Hugging Face name from any tensor store (HF directory,
+// safetensors, our HDF5), and the name forms Hugging Face has used over time.
+#pragma once
+#include <torch/nn/module.h>
+
+#include <string>
+#include <vector>
+
+#include "io/tensor_store.h"
+
+namespace ovr::model {
+
+// Published checkpoints name tensors "model.layers.*", "model.embed_tokens.*", "visual.*",
+// "lm_head.*"; newer transformers write "model.language_model.*" and "model.visual.*". We read
+// both and always write the published form.
+std::string published_name(const std::string& name);
+
+// Copies every parameter of `module` from `src` (converted to the parameter's dtype). Every
+// parameter must be present with the right shape; a stored tensor that matches no parameter is
+// an error unless its published name starts with one of `ignore_prefixes` (e.g. "visual." for
+// the language model alone). Errors name the store, the tensor and the shapes.
+void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std::vector<std::string>& ignore_prefixes);
+
+}  // namespace ovr::model
