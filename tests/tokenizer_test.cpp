@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "common/error.h"
 #include "model/bpe.h"
@@ -221,26 +222,45 @@ TEST(Tokenizer, RejectsInvalidUtf8Input) {
 }
 
 TEST(Tokenizer, LongInputs) {
-  // Long pre-tokens take the heap merge and long whitespace runs exercise the regex's
-  // backtracking; both must work and round-trip.
+  // Long pre-tokens take the heap merge (BpeMerges::kSmallWord), and long whitespace runs make
+  // the regex backtrack (\s*[\r\n]+ and \s+(?!\S) over the whole run); both must work.
   std::string letters;
   std::mt19937 rng(7);
   for (int i = 0; i < 20000; ++i) letters += char('a' + rng() % 26);
-  const std::string spaces(1 << 20, ' ');
-  const std::string cjk = [] {
-    std::string s;
-    for (int i = 0; i < 5000; ++i) s += "\u4E2D\u6587\u5B57";
-    return s;
-  }();
+  const std::string spaces(1 << 16, ' ');
+  std::string cjk;
+  for (int i = 0; i < 5000; ++i) cjk += "\u4E2D\u6587\u5B57";
   for (const std::string& text : {letters, spaces + "x", cjk, spaces + "\n" + spaces}) {
     const auto ids = qwen().encode(text);
     EXPECT_EQ(qwen().decode(ids), text);
-    EXPECT_LT(ids.size(), text.size());
+    EXPECT_LT(ids.size(), text.size() / 2);
   }
-  // Words split in two are tokenised like the halves' own pre-tokens would not be; but a word
-  // is the same whether it comes alone or repeated (the cache returns what BPE computed).
-  const auto once = qwen().encode(letters.substr(0, 40));
-  EXPECT_EQ(qwen().encode(letters.substr(0, 40)), once);
+  // A megabyte of whitespace splits into the pieces HF gives: the run minus its last space, then
+  // that space joined to the word after it.
+  const std::string mb(1 << 20, ' ');
+  EXPECT_EQ(qwen().pre_tokenize(mb + "x"), (std::vector<std::string>{mb.substr(1), " x"}));
+  EXPECT_EQ(qwen().pre_tokenize(mb + "\n" + mb), (std::vector<std::string>{mb + "\n", mb}));
+}
+
+TEST(Tokenizer, EncodesFromSeveralThreadsAtOnce) {
+  // encode is const and shares the word cache: threads must get what one thread gets.
+  std::vector<std::string> texts;
+  for (const auto& row : read_jsonl(fixture("reference_encodings.jsonl"))) texts.push_back(row["text"]);
+  const Tokenizer fresh(fixture("tokenizer.json"));  // an empty cache, filled concurrently
+  std::vector<std::vector<std::vector<int32_t>>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t)
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round)
+        for (size_t i = 0; i < texts.size(); ++i) {
+          const size_t k = (i * 7 + t * 13) % texts.size();  // different orders per thread
+          if (round == 0 && got[t].empty()) got[t].resize(texts.size());
+          got[t][k] = fresh.encode(texts[k]);
+        }
+    });
+  for (auto& th : threads) th.join();
+  for (size_t t = 0; t < got.size(); ++t)
+    for (size_t i = 0; i < texts.size(); ++i) ASSERT_EQ(got[t][i], qwen().encode(texts[i])) << "thread " << t;
 }
 
 TEST(Bpe, SmallAndHeapMergesAgree) {

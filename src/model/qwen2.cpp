@@ -109,18 +109,20 @@ Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const Qwen2Config& c) : config(c) {
 at::Tensor Qwen2ForCausalLMImpl::embed(const at::Tensor& input_ids) { return model->embed_tokens(input_ids); }
 
 at::Tensor Qwen2ForCausalLMImpl::hidden_states(const at::Tensor& inputs_embeds, const at::Tensor& positions,
-                                                const at::Tensor& mask, KVCache* cache) {
+                                                const at::Tensor& mask, LayerCache* cache) {
   const RotaryTables rope = rotary_tables(positions, config.head_dim, config.rope_theta, config.mrope_section,
                                           inputs_embeds.scalar_type());
-  const size_t n = model->layers->size();
-  if (cache && cache->k.empty()) cache->k.resize(n), cache->v.resize(n);
   at::Tensor h = inputs_embeds;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < model->layers->size(); ++i) {
     auto layer = model->layers[i]->as<Qwen2DecoderLayerImpl>();
-    if (cache)
-      h = layer->forward(h, rope, mask, cache->k[i], cache->v[i], &cache->k[i], &cache->v[i]);
-    else
+    if (cache) {
+      at::Tensor pk, pv, k, v;
+      cache->past(i, &pk, &pv);
+      h = layer->forward(h, rope, mask, pk, pv, &k, &v);
+      cache->update(i, k, v);
+    } else {
       h = layer->forward(h, rope, mask);
+    }
   }
   return model->norm(h);
 }

@@ -68,10 +68,28 @@ struct Qwen2ModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(Qwen2Model);
 
-// Per-layer keys and values of the tokens seen so far, for incremental decoding.
-struct KVCache {
-  std::vector<at::Tensor> k, v;  // per layer: [B, kv_heads, S_past, head_dim]
+// Keys and values of earlier tokens, layer by layer, for incremental decoding. The dense cache
+// below serves tests and prefill; the generation engine's paged cache implements it too.
+class LayerCache {
+ public:
+  virtual ~LayerCache() = default;
+  // Keys/values of the tokens before this call, [B, kv_heads, S_past, head_dim]; left undefined
+  // when there are none. The attention mask passed with the call covers S_past + S keys.
+  virtual void past(size_t layer, at::Tensor* k, at::Tensor* v) = 0;
+  // Keys/values after the layer has run: the past followed by this call's S tokens.
+  virtual void update(size_t layer, const at::Tensor& k, const at::Tensor& v) = 0;
+};
+
+struct KVCache : LayerCache {
+  std::vector<at::Tensor> k, v;  // per layer: [B, kv_heads, S, head_dim]
   int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+  void past(size_t layer, at::Tensor* pk, at::Tensor* pv) override {
+    if (layer < k.size()) *pk = k[layer], *pv = v[layer];
+  }
+  void update(size_t layer, const at::Tensor& nk, const at::Tensor& nv) override {
+    if (k.size() <= layer) k.resize(layer + 1), v.resize(layer + 1);
+    k[layer] = nk, v[layer] = nv;
+  }
 };
 
 struct Qwen2ForCausalLMImpl : torch::nn::Module {
@@ -81,7 +99,7 @@ struct Qwen2ForCausalLMImpl : torch::nn::Module {
   // [B, 1, S, S_past + S]. Returns the final hidden states [B, S, hidden] (after the last norm).
   // With a cache, its keys/values are used and then extended by this call's tokens.
   at::Tensor hidden_states(const at::Tensor& inputs_embeds, const at::Tensor& positions, const at::Tensor& mask,
-                           KVCache* cache = nullptr);
+                           LayerCache* cache = nullptr);
   at::Tensor embed(const at::Tensor& input_ids);
   at::Tensor logits(const at::Tensor& hidden);  // lm_head (or the tied embedding)
 

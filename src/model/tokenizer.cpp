@@ -106,17 +106,17 @@ std::vector<uint32_t> code_points(std::string_view s) {
 
 // ---- GPT-2 byte-level alphabet ----------------------------------------------------------------
 
-// Byte b is spelled as code point to_char[b] in vocabulary strings: printable Latin-1 bytes as
-// themselves, the other 68 bytes as U+0100.. in byte order (so the space is "Ġ" = U+0120).
+// Vocabulary strings spell each byte as one character: printable Latin-1 bytes as themselves,
+// the other 68 bytes as U+0100.. in byte order (so the space is "Ġ" = U+0120).
 struct ByteLevel {
-  std::array<uint32_t, 256> to_char{};
-  std::unordered_map<uint32_t, unsigned char> to_byte;
+  static constexpr uint32_t kChars = 256 + 68;  // the alphabet is U+0021..U+0143
+  std::array<int16_t, kChars> to_byte;          // -1: not in the alphabet
   ByteLevel() {
+    to_byte.fill(-1);
     uint32_t next = 256;
-    for (uint32_t b = 0; b < 256; ++b) {
+    for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-      to_char[b] = printable ? b : next++;
-      to_byte[to_char[b]] = static_cast<unsigned char>(b);
+      to_byte[printable ? uint32_t(b) : next++] = int16_t(b);
     }
   }
 };
@@ -130,9 +130,8 @@ const ByteLevel& byte_level() {
 bool byte_level_decode(std::string_view token, std::string& out) {
   out.clear();
   for (uint32_t cp : code_points(token)) {
-    auto it = byte_level().to_byte.find(cp);
-    if (it == byte_level().to_byte.end()) return false;
-    out += char(it->second);
+    if (cp >= ByteLevel::kChars || byte_level().to_byte[cp] < 0) return false;
+    out += char(byte_level().to_byte[cp]);
   }
   return true;
 }
@@ -235,8 +234,7 @@ void Tokenizer::Impl::load_model(const json& model) {
   }
   hf_token.assign(size_t(max_id) + 1, std::string());
   raw_bytes.assign(size_t(max_id) + 1, std::string());
-  std::unordered_map<std::string, int32_t> raw_to_id;  // only to resolve merges
-  raw_to_id.reserve(vocab.size());
+  byte_id.fill(-1);
   hf_to_id.reserve(vocab.size() + 64);
   std::string raw;
   for (const auto& [tok, id_json] : vocab.items()) {
@@ -247,13 +245,10 @@ void Tokenizer::Impl::load_model(const json& model) {
     hf_token[id] = tok;
     raw_bytes[id] = raw;
     hf_to_id.emplace(tok, id);
-    raw_to_id.emplace(raw, id);
+    if (raw.size() == 1) byte_id[static_cast<unsigned char>(raw[0])] = id;
   }
-  for (int b = 0; b < 256; ++b) {
-    auto it = raw_to_id.find(std::string(1, char(b)));
-    if (it == raw_to_id.end()) fail("model.vocab has no token for byte " + std::to_string(b) + " (not byte-level BPE)");
-    byte_id[b] = it->second;
-  }
+  for (int b = 0; b < 256; ++b)
+    if (byte_id[b] < 0) fail("model.vocab has no token for byte " + std::to_string(b) + " (not byte-level BPE)");
 
   const json& merges_json = model["merges"];
   std::string left, right;

@@ -1,0 +1,221 @@
+// The generation engine: parity with transformers' greedy generate, reproducible sampling
+// whatever the batch, continuous batching, shared prefill, stop conditions, log-probabilities.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <map>
+
+#include "common/error.h"
+#include "io/tensor_store.h"
+#include "io/torch_bridge.h"
+#include "model/qwen2.h"
+#include "model/weights.h"
+#include "rl/generation.h"
+
+using namespace ovr;
+using namespace ovr::rl;
+
+namespace {
+
+const std::string kDir = std::string(OVR_TEST_FIXTURES) + "/qwen2_5_vl_tiny";
+
+model::Qwen2ForCausalLM tiny_lm() {
+  static model::Qwen2ForCausalLM lm = [] {
+    model::Qwen2ForCausalLM m(model::load_qwen2_config(kDir + "/config.json"));
+    auto w = io::open_model_source(kDir + "/model.safetensors");
+    model::load_parameters(*m, *w, {"visual."});
+    m->eval();
+    return m;
+  }();
+  return lm;
+}
+
+std::vector<GenerationRequest> some_requests(int count, int n, uint32_t seed) {
+  std::vector<GenerationRequest> out;
+  torch::manual_seed(seed);
+  for (int i = 0; i < count; ++i) {
+    GenerationRequest r;
+    r.prompt_id = 100 + i;
+    const int64_t len = 3 + (i * 7) % 11;
+    at::Tensor ids = torch::randint(0, 500, {len}, at::kLong);
+    r.prompt_ids.assign(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + len);
+    r.n = n;
+    r.max_new_tokens = 5 + (i * 5) % 13;
+    out.push_back(r);
+  }
+  return out;
+}
+
+EngineOptions sampling_options(int64_t max_batch) {
+  EngineOptions o;
+  o.max_batch = max_batch;
+  o.block_size = 4;
+  o.seed = 7;
+  o.sampling.temperature = 0.9;
+  o.sampling.top_p = 0.95;
+  o.sampling.top_k = 50;
+  o.eos_ids = {511};
+  return o;
+}
+
+std::map<std::pair<int64_t, int>, std::vector<int64_t>> by_key(const std::vector<GeneratedSample>& v) {
+  std::map<std::pair<int64_t, int>, std::vector<int64_t>> m;
+  for (const auto& s : v) m[{s.prompt_id, s.sample_index}] = s.tokens;
+  return m;
+}
+
+}  // namespace
+
+TEST(Generation, GreedyMatchesTransformersGenerate) {
+  auto parity = io::open_model_source(kDir + "/parity.safetensors");
+  const at::Tensor prompts = io::read_tensor(*parity, "gen_prompt_ids"), mask = io::read_tensor(*parity, "gen_prompt_mask");
+  const at::Tensor want = io::read_tensor(*parity, "gen_output_ids");
+  EngineOptions o;
+  o.sampling.greedy = true;
+  o.eos_ids = {511};
+  o.max_new_tokens = 16;
+  o.block_size = 4;  // several blocks per sequence
+  GenerationEngine engine(tiny_lm(), o);
+  std::vector<GenerationRequest> reqs;
+  for (int64_t r = 0; r < prompts.size(0); ++r) {
+    GenerationRequest q;
+    q.prompt_id = r;
+    for (int64_t j = 0; j < prompts.size(1); ++j)
+      if (mask[r][j].item<int64_t>()) q.prompt_ids.push_back(prompts[r][j].item<int64_t>());  // HF's left padding removed
+    reqs.push_back(q);
+  }
+  const auto out = engine.generate(reqs);
+  for (size_t r = 0; r < out.size(); ++r) {
+    std::vector<int64_t> hf;
+    for (int64_t j = prompts.size(1); j < want.size(1); ++j) {
+      hf.push_back(want[long(r)][j].item<int64_t>());
+      if (hf.back() == 511) break;  // HF pads after EOS
+    }
+    EXPECT_EQ(out[r].tokens, hf) << "prompt " << r;
+    EXPECT_EQ(out[r].finish_reason, hf.back() == 511 ? "eos" : "length");
+  }
+}
+
+TEST(Generation, SamplesAreTheSameWhateverTheBatchAndOrder) {
+  const auto reqs = some_requests(9, 3, 1);
+  const auto alone = by_key(GenerationEngine(tiny_lm(), sampling_options(1)).generate(reqs));
+  const auto batched = by_key(GenerationEngine(tiny_lm(), sampling_options(64)).generate(reqs));
+  auto reversed = reqs;
+  std::reverse(reversed.begin(), reversed.end());
+  const auto shuffled = by_key(GenerationEngine(tiny_lm(), sampling_options(5)).generate(reversed));
+  EXPECT_EQ(alone, batched);
+  EXPECT_EQ(alone, shuffled);
+  // Different samples of one prompt differ (their streams are distinct).
+  EXPECT_NE((alone.at({100, 0})), (alone.at({100, 1})));
+}
+
+TEST(Generation, ContinuousBatchingRefillsSlotsAndSharesPrefill) {
+  const auto reqs = some_requests(7, 2, 2);
+  GenerationEngine engine(tiny_lm(), sampling_options(4));
+  std::vector<std::pair<int64_t, int>> finished;
+  const auto out = engine.generate(reqs, [&](const GeneratedSample& s) { finished.push_back({s.prompt_id, s.sample_index}); });
+  ASSERT_EQ(out.size(), 14u);
+  EXPECT_EQ(finished.size(), 14u);
+  EXPECT_LE(engine.stats().peak_batch, 4);
+  int64_t prompt_tokens = 0;
+  for (const auto& r : reqs) prompt_tokens += int64_t(r.prompt_ids.size());
+  EXPECT_EQ(engine.stats().prefill_tokens, prompt_tokens) << "each prompt is prefilled once for its samples";
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto& r = reqs[i / 2];
+    EXPECT_EQ(out[i].prompt_id, r.prompt_id);
+    EXPECT_EQ(out[i].sample_index, int(i % 2));
+    EXPECT_TRUE(out[i].finish_reason == "eos" || int64_t(out[i].tokens.size()) == r.max_new_tokens) << out[i].finish_reason;
+    EXPECT_EQ(out[i].tokens.size(), out[i].logprobs.size());
+  }
+}
+
+TEST(Generation, LogprobsAreThoseOfTheModelAtTheSampledPositions) {
+  // Temperature 1, no truncation: each logprob must equal log_softmax of a full forward pass.
+  EngineOptions o;
+  o.seed = 3;
+  o.block_size = 4;
+  o.max_new_tokens = 12;
+  auto reqs = some_requests(3, 2, 5);
+  for (auto& r : reqs) r.max_new_tokens = 12;
+  const auto out = GenerationEngine(tiny_lm(), o).generate(reqs);
+  torch::NoGradGuard no_grad;
+  auto lm = tiny_lm();
+  for (const auto& s : out) {
+    const auto& prompt = reqs[size_t(s.prompt_id - 100)].prompt_ids;
+    std::vector<int64_t> all = prompt;
+    all.insert(all.end(), s.tokens.begin(), s.tokens.end());
+    at::Tensor ids = torch::tensor(all).view({1, -1});
+    at::Tensor logp = torch::log_softmax(lm->forward(ids, torch::ones_like(ids)), -1)[0];
+    for (size_t t = 0; t < s.tokens.size(); ++t) {
+      const float want = logp[long(prompt.size() + t - 1)][s.tokens[t]].item<float>();
+      EXPECT_NEAR(s.logprobs[t], want, 1e-4) << "prompt " << s.prompt_id << " sample " << s.sample_index << " token " << t;
+    }
+  }
+}
+
+TEST(Generation, StopStringsAndLengthEndSequences) {
+  EngineOptions o;
+  o.sampling.greedy = true;
+  o.max_new_tokens = 10;
+  o.detokenize = [](const std::vector<int64_t>& ids) {
+    std::string s;
+    for (int64_t i : ids) s += "<" + std::to_string(i) + ">";
+    return s;
+  };
+  auto reqs = some_requests(1, 1, 9);
+  reqs[0].max_new_tokens = -1;  // the engine default (10)
+  const auto free_run = GenerationEngine(tiny_lm(), o).generate(reqs);
+  ASSERT_EQ(free_run[0].tokens.size(), 10u);
+  EXPECT_EQ(free_run[0].finish_reason, "length");
+  o.stop_strings = {"<" + std::to_string(free_run[0].tokens[3]) + ">"};
+  const auto stopped = GenerationEngine(tiny_lm(), o).generate(reqs);
+  // It stops at the first occurrence of that token (which may come earlier than index 3).
+  const auto first = std::find(free_run[0].tokens.begin(), free_run[0].tokens.end(), free_run[0].tokens[3]);
+  EXPECT_EQ(stopped[0].tokens, std::vector<int64_t>(free_run[0].tokens.begin(), first + 1));
+  EXPECT_EQ(stopped[0].finish_reason, "stop");
+}
+
+TEST(Generation, KvCacheBudgetTooSmallForOnePromptIsAClearError) {
+  EngineOptions o;
+  o.kv_cache_tokens = 16;
+  o.max_new_tokens = 100;
+  try {
+    GenerationEngine(tiny_lm(), o).generate(some_requests(1, 1, 1));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more than the cache budget"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Sampling, DrawsFollowTheTruncatedDistribution) {
+  // logits of 4 tokens: probabilities 0.5, 0.25, 0.15, 0.1.
+  const std::vector<double> p = {0.5, 0.25, 0.15, 0.1};
+  std::vector<float> logp, probs;
+  for (double x : p) logp.push_back(float(std::log(x))), probs.push_back(float(x));
+  auto freq = [&](SamplingParams sp) {
+    SequenceRng rng(1, 2, 3);
+    std::vector<int> count(4, 0);
+    for (int i = 0; i < 20000; ++i) ++count[size_t(sample_token(logp.data(), probs.data(), 4, sp, rng).token)];
+    std::vector<double> f;
+    for (int c : count) f.push_back(c / 20000.0);
+    return f;
+  };
+  const auto full = freq({});
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(full[size_t(i)], p[size_t(i)], 0.015);
+  SamplingParams top2;
+  top2.top_k = 2;
+  const auto k2 = freq(top2);
+  EXPECT_NEAR(k2[0], 2.0 / 3, 0.015);
+  EXPECT_EQ(k2[2] + k2[3], 0.0);
+  SamplingParams nucleus;
+  nucleus.top_p = 0.8;  // 0.5 + 0.25 < 0.8 <= 0.5 + 0.25 + 0.15: three tokens kept
+  const auto n3 = freq(nucleus);
+  EXPECT_NEAR(n3[2], 0.15 / 0.9, 0.015);
+  EXPECT_EQ(n3[3], 0.0);
+  SequenceRng rng(1, 2, 3);
+  const auto s = sample_token(logp.data(), probs.data(), 4, nucleus, rng);
+  EXPECT_NEAR(s.logprob, std::log(p[size_t(s.token)] / 0.9), 1e-6) << "logprob of the renormalised distribution";
+  SamplingParams bad;
+  bad.temperature = 0;
+  EXPECT_THROW(validate(bad), Error);
+}
