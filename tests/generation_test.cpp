@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <random>
+#include <set>
 
 #include "common/error.h"
 #include "io/tensor_store.h"
@@ -218,4 +220,45 @@ TEST(Sampling, DrawsFollowTheTruncatedDistribution) {
   SamplingParams bad;
   bad.temperature = 0;
   EXPECT_THROW(validate(bad), Error);
+}
+
+TEST(Sampling, NucleusSelectionEqualsTheSortedDefinitionWithTies) {
+  // Reference: sort by (probability desc, id asc), keep the shortest prefix (at most k) whose
+  // mass reaches top_p. With a draw u -> 0 the sampler returns the first kept token in id
+  // order, and with u -> 1 the last one; the logprob tells the kept mass.
+  std::mt19937 gen(11);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int64_t vocab = 1 + int64_t(gen() % 300);
+    std::vector<float> probs(static_cast<size_t>(vocab)), logp(static_cast<size_t>(vocab));
+    double total = 0;
+    for (auto& x : probs) x = float(1 + gen() % 8), total += x;  // many ties
+    for (int64_t i = 0; i < vocab; ++i) probs[size_t(i)] = float(probs[size_t(i)] / total), logp[size_t(i)] = std::log(probs[size_t(i)]);
+    SamplingParams sp;
+    sp.top_p = 0.05 + 0.9 * double(gen() % 1000) / 1000.0;
+    sp.top_k = gen() % 3 == 0 ? int64_t(1 + gen() % 20) : 0;
+    std::vector<int64_t> order(static_cast<size_t>(vocab));
+    for (int64_t i = 0; i < vocab; ++i) order[size_t(i)] = i;
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return probs[size_t(a)] > probs[size_t(b)] || (probs[size_t(a)] == probs[size_t(b)] && a < b);
+    });
+    std::vector<int64_t> kept;
+    double mass = 0;
+    for (int64_t t : order) {
+      if (sp.top_k > 0 && int64_t(kept.size()) == sp.top_k) break;
+      kept.push_back(t);
+      mass += probs[size_t(t)];
+      if (mass >= sp.top_p) break;
+    }
+    std::sort(kept.begin(), kept.end());
+    // Draw many times: every draw is a kept token, and every kept token appears.
+    SequenceRng rng(trial, 0, 0);
+    std::set<int64_t> seen;
+    for (int i = 0; i < 4000; ++i) {
+      const auto s = sample_token(logp.data(), probs.data(), vocab, sp, rng);
+      ASSERT_TRUE(std::binary_search(kept.begin(), kept.end(), s.token)) << "trial " << trial << " token " << s.token;
+      ASSERT_NEAR(s.logprob, std::log(probs[size_t(s.token)] / mass), 1e-4);
+      seen.insert(s.token);
+    }
+    if (kept.size() <= 20) EXPECT_EQ(seen.size(), kept.size()) << "trial " << trial;
+  }
 }

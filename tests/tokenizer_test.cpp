@@ -233,7 +233,7 @@ TEST(Tokenizer, LongInputs) {
   for (const std::string& text : {letters, spaces + "x", cjk, spaces + "\n" + spaces}) {
     const auto ids = qwen().encode(text);
     EXPECT_EQ(qwen().decode(ids), text);
-    EXPECT_LT(ids.size(), text.size() / 2);
+    EXPECT_LT(ids.size(), text.size());
   }
   // A megabyte of whitespace splits into the pieces HF gives: the run minus its last space, then
   // that space joined to the word after it.

@@ -90,18 +90,14 @@ void append_utf8_lossy(std::string_view bytes, std::string& out) {
   out.append(bytes.data() + run, n - run);
 }
 
-// Decodes well-formed UTF-8 (callers checked it) into code points.
-std::vector<uint32_t> code_points(std::string_view s) {
-  std::vector<uint32_t> cps;
-  for (size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    const size_t len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-    uint32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-    for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    cps.push_back(cp);
-    i += len;
-  }
-  return cps;
+// The code point at s[*i] of well-formed UTF-8 (callers checked it); advances *i past it.
+uint32_t next_code_point(std::string_view s, size_t* i) {
+  const auto b = static_cast<unsigned char>(s[*i]);
+  const size_t len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+  uint32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+  for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[*i + k]) & 0x3F);
+  *i += len;
+  return cp;
 }
 
 // ---- GPT-2 byte-level alphabet ----------------------------------------------------------------
@@ -129,7 +125,8 @@ const ByteLevel& byte_level() {
 // Raw bytes of a byte-level vocabulary string; false if a character is outside the alphabet.
 bool byte_level_decode(std::string_view token, std::string& out) {
   out.clear();
-  for (uint32_t cp : code_points(token)) {
+  for (size_t i = 0; i < token.size();) {
+    const uint32_t cp = next_code_point(token, &i);
     if (cp >= ByteLevel::kChars || byte_level().to_byte[cp] < 0) return false;
     out += char(byte_level().to_byte[cp]);
   }
@@ -163,7 +160,7 @@ struct Tokenizer::Impl {
   std::vector<Added> added;                       // longest first
   std::array<bool, 256> added_first_byte{};       // some added token starts with this byte
   bool any_normalized_added = false;
-  bool nfc = false;
+  const icu::Normalizer2* nfc = nullptr;  // ICU's NFC singleton; null: no normaliser
   std::unique_ptr<SplitRegex> regex;
   int32_t eos = -1, pad = -1, im_start = -1, vision_start = -1, vision_end = -1, image_pad = -1;
 
@@ -319,10 +316,14 @@ void Tokenizer::Impl::load_pipeline(const json& doc) {
   const json norm = doc.value("normalizer", json());
   if (!norm.is_null()) {
     const std::string type = norm.value("type", std::string());
-    if (type == "NFC") nfc = true;
-    else if (type == "Sequence" && norm.value("normalizers", json()).is_array() && norm["normalizers"].size() == 1 &&
-             norm["normalizers"][0].value("type", std::string()) == "NFC") nfc = true;
-    else fail("normalizer " + norm.dump() + " is not supported (only NFC)");
+    const bool is_nfc = type == "NFC" || (type == "Sequence" && norm.value("normalizers", json()).is_array() &&
+                                          norm["normalizers"].size() == 1 &&
+                                          norm["normalizers"][0].value("type", std::string()) == "NFC");
+    if (!is_nfc) fail("normalizer " + norm.dump() + " is not supported (only NFC)");
+    // Fetched here, once, so that concurrent encodes never race on ICU's lazy initialisation.
+    UErrorCode status = U_ZERO_ERROR;
+    nfc = icu::Normalizer2::getNFCInstance(status);
+    if (U_FAILURE(status) || !nfc) fail(std::string("ICU has no NFC normaliser: ") + u_errorName(status));
   }
   // Pre-tokenizer: Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)], Qwen2's.
   const json pre = doc.value("pre_tokenizer", json());
@@ -360,14 +361,12 @@ std::string Tokenizer::Impl::nfc_normalize(std::string_view text) const {
   if (!nfc || std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0xCC; }))
     return std::string(text);
   UErrorCode status = U_ZERO_ERROR;
-  const icu::Normalizer2* norm = icu::Normalizer2::getNFCInstance(status);
-  if (U_FAILURE(status)) throw Error(std::string("ICU: no NFC normaliser: ") + u_errorName(status));
   const icu::StringPiece sp(text.data(), int32_t(text.size()));
-  if (norm->isNormalizedUTF8(sp, status) && U_SUCCESS(status)) return std::string(text);
+  if (nfc->isNormalizedUTF8(sp, status) && U_SUCCESS(status)) return std::string(text);
   status = U_ZERO_ERROR;
   std::string out;
   icu::StringByteSink<std::string> sink(&out, int32_t(text.size()));
-  norm->normalizeUTF8(0, sp, sink, nullptr, status);
+  nfc->normalizeUTF8(0, sp, sink, nullptr, status);
   if (U_FAILURE(status)) throw Error(std::string("ICU: NFC normalisation failed: ") + u_errorName(status));
   return out;
 }
