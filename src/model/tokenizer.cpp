@@ -133,8 +133,8 @@ bool byte_level_decode(std::string_view token, std::string& out) {
   return true;
 }
 
-// How many pre-token -> ids results the cache keeps (HF keeps 10,000). Beyond this the cache
-// stops growing: text keeps its common words in the first ones seen.
+// How many pre-token -> ids results the cache keeps (HF keeps 10,000). When full it stops
+// growing, as HF's does: the words seen first stay, and frequent words are seen early.
 constexpr size_t kCacheEntries = 1 << 16;
 // Pre-tokens this long or longer are merged without the cache: they rarely repeat.
 constexpr size_t kCacheMaxBytes = 64;
