@@ -140,7 +140,8 @@ TEST(ChatTemplate, CustomSystemPromptReplacesTheDefault) {
 }
 
 TEST(ChatTemplate, MultiTurnAssistantMaskCoversExactlyTheAnswers) {
-  const std::vector<std::string> answers = {"Four.", "Let x = 2.\nThen x\u00B2 = 4, so \\boxed{4}. caf\u00E9 \u4E2D\u6587 \U0001F600"};
+  const std::vector<std::string> answers = {
+      "Four.", "Let x = 2.\nThen x\u00B2 = 4, so \\boxed{4}. caf\u00E9 \u4E2D\u6587 \U0001F600"};
   const std::vector<ChatMessage> msgs = {
       ChatMessage::text("system", "You are a careful solver."),
       ChatMessage::text("user", "What is 2+2?"),
@@ -178,7 +179,8 @@ TEST(ChatTemplate, RenderedStringAndIdsAgreeOnHardContent) {
 TEST(ChatTemplate, TokenSpanningHeaderAndAnswerIsAnAssistantToken) {
   // "assistant\n" + "\n\nx": the regex makes one "\n\n\n" token of the header's newline and the
   // answer's two; like HF's character-based mask, it counts as the answer's.
-  const ChatTokens t = apply_chat_template(qwen(), {ChatMessage::text("user", "q"), ChatMessage::text("assistant", "\n\nx")});
+  const ChatTokens t =
+      apply_chat_template(qwen(), {ChatMessage::text("user", "q"), ChatMessage::text("assistant", "\n\nx")});
   EXPECT_EQ(masked_runs(t), std::vector<std::string>{"\n\n\nx<|im_end|>"});
 }
 
@@ -217,7 +219,8 @@ TEST(ChatTemplate, Errors) {
   EXPECT_NE(error_of([] { apply_chat_template(qwen(), {ChatMessage::text("tool", "x")}); }).find("role 'tool'"),
             std::string::npos);
   const std::vector<ChatMessage> one_image = {{"user", {image()}}};
-  EXPECT_NE(error_of([&] { apply_chat_template(qwen(), one_image, {}); }).find("only 0 image pad counts"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_chat_template(qwen(), one_image, {}); }).find("only 0 image pad counts"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { apply_chat_template(qwen(), one_image, {4, 4}); }).find("2 image pad counts given for 1 images"),
             std::string::npos);
   EXPECT_NE(error_of([&] { apply_chat_template(qwen(), one_image, {0}); }).find("at least 1"), std::string::npos);

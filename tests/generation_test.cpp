@@ -192,12 +192,12 @@ TEST(Generation, KvCacheBudgetTooSmallForOnePromptIsAClearError) {
 TEST(Sampling, DrawsFollowTheTruncatedDistribution) {
   // logits of 4 tokens: probabilities 0.5, 0.25, 0.15, 0.1.
   const std::vector<double> p = {0.5, 0.25, 0.15, 0.1};
-  std::vector<float> logp, probs;
-  for (double x : p) logp.push_back(float(std::log(x))), probs.push_back(float(x));
+  std::vector<float> probs;
+  for (double x : p) probs.push_back(float(x));
   auto freq = [&](SamplingParams sp) {
     SequenceRng rng(1, 2, 3);
     std::vector<int> count(4, 0);
-    for (int i = 0; i < 20000; ++i) ++count[size_t(sample_token(logp.data(), probs.data(), 4, sp, rng).token)];
+    for (int i = 0; i < 20000; ++i) ++count[size_t(sample_token(probs.data(), 4, sp, rng).token)];
     std::vector<double> f;
     for (int c : count) f.push_back(c / 20000.0);
     return f;
@@ -215,7 +215,7 @@ TEST(Sampling, DrawsFollowTheTruncatedDistribution) {
   EXPECT_NEAR(n3[2], 0.15 / 0.9, 0.015);
   EXPECT_EQ(n3[3], 0.0);
   SequenceRng rng(1, 2, 3);
-  const auto s = sample_token(logp.data(), probs.data(), 4, nucleus, rng);
+  const auto s = sample_token(probs.data(), 4, nucleus, rng);
   EXPECT_NEAR(s.logprob, std::log(p[size_t(s.token)] / 0.9), 1e-6) << "logprob of the renormalised distribution";
   SamplingParams bad;
   bad.temperature = 0;
@@ -229,10 +229,10 @@ TEST(Sampling, NucleusSelectionEqualsTheSortedDefinitionWithTies) {
   std::mt19937 gen(11);
   for (int trial = 0; trial < 300; ++trial) {
     const int64_t vocab = 1 + int64_t(gen() % 300);
-    std::vector<float> probs(static_cast<size_t>(vocab)), logp(static_cast<size_t>(vocab));
+    std::vector<float> probs(static_cast<size_t>(vocab));
     double total = 0;
     for (auto& x : probs) x = float(1 + gen() % 8), total += x;  // many ties
-    for (int64_t i = 0; i < vocab; ++i) probs[size_t(i)] = float(probs[size_t(i)] / total), logp[size_t(i)] = std::log(probs[size_t(i)]);
+    for (auto& x : probs) x = float(x / total);
     SamplingParams sp;
     sp.top_p = 0.05 + 0.9 * double(gen() % 1000) / 1000.0;
     sp.top_k = gen() % 3 == 0 ? int64_t(1 + gen() % 20) : 0;
@@ -254,11 +254,13 @@ TEST(Sampling, NucleusSelectionEqualsTheSortedDefinitionWithTies) {
     SequenceRng rng(trial, 0, 0);
     std::set<int64_t> seen;
     for (int i = 0; i < 4000; ++i) {
-      const auto s = sample_token(logp.data(), probs.data(), vocab, sp, rng);
+      const auto s = sample_token(probs.data(), vocab, sp, rng);
       ASSERT_TRUE(std::binary_search(kept.begin(), kept.end(), s.token)) << "trial " << trial << " token " << s.token;
       ASSERT_NEAR(s.logprob, std::log(probs[size_t(s.token)] / mass), 1e-4);
       seen.insert(s.token);
     }
-    if (kept.size() <= 20) EXPECT_EQ(seen.size(), kept.size()) << "trial " << trial;
+    if (kept.size() <= 20) {
+      EXPECT_EQ(seen.size(), kept.size()) << "trial " << trial;
+    }
   }
 }

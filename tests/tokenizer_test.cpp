@@ -327,8 +327,10 @@ TEST(Tokenizer, LoadErrorsNameTheFileAndTheProblem) {
   // Take the real vocabulary's byte tokens to build a minimal working file.
   for (int32_t id = 0; id < qwen().vocab_size(); ++id)
     if (qwen().token_bytes(id).size() == 1 && id < 151643) doc["model"]["vocab"][qwen().id_to_token(id)] = id;
-  for (const char* t : {"<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"})
-    doc["added_tokens"].push_back({{"id", *qwen().token_to_id(t)}, {"content", t}, {"special", true}, {"normalized", false}});
+  for (const char* t :
+       {"<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"})
+    doc["added_tokens"].push_back(
+        {{"id", *qwen().token_to_id(t)}, {"content", t}, {"special", true}, {"normalized", false}});
   const std::string minimal = write_temp("minimal.json", doc.dump());
   EXPECT_EQ(load_error(minimal), "(no error)");
   EXPECT_EQ(Tokenizer(minimal).decode(Tokenizer(minimal).encode("byte by byte <|im_end|>")), "byte by byte <|im_end|>");

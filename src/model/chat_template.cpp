@@ -172,7 +172,8 @@ std::vector<ChatMessage> chat_messages_from_json(const nlohmann::json& messages)
         else if (has && item.contains("text") && item["text"].is_string())
           msg.content.push_back({ChatItem::Type::Text, item["text"].get<std::string>()});
         else
-          throw Error(where + ".content[" + std::to_string(k) + "]: expected {\"type\": \"text\", \"text\": ...} or an image");
+          throw Error(where + ".content[" + std::to_string(k) +
+                      "]: expected {\"type\": \"text\", \"text\": ...} or an image");
       }
     } else {
       throw Error(where + ": content is neither a string nor a list");
@@ -186,7 +187,8 @@ int64_t image_pad_count(int64_t grid_t, int64_t grid_h, int64_t grid_w, int64_t 
   const int64_t patches = grid_t * grid_h * grid_w, per_token = merge_size * merge_size;
   if (grid_t < 1 || grid_h < 1 || grid_w < 1 || merge_size < 1 || grid_h % merge_size || grid_w % merge_size)
     throw Error("image grid " + std::to_string(grid_t) + "x" + std::to_string(grid_h) + "x" + std::to_string(grid_w) +
-                " does not divide into " + std::to_string(merge_size) + "x" + std::to_string(merge_size) + " merged tokens");
+                " does not divide into " + std::to_string(merge_size) + "x" + std::to_string(merge_size) +
+                " merged tokens");
   return patches / per_token;
 }
 

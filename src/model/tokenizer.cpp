@@ -213,7 +213,8 @@ void Tokenizer::Impl::load_model(const json& model) {
   if (model.value("type", std::string()) != "BPE")
     fail("model.type is " + model.value("type", json("missing")).dump() + "; only \"BPE\" is supported");
   auto empty_or_null = [&](const char* key) {
-    return !model.contains(key) || model[key].is_null() || (model[key].is_string() && model[key].get<std::string>().empty());
+    return !model.contains(key) || model[key].is_null() ||
+           (model[key].is_string() && model[key].get<std::string>().empty());
   };
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix", "dropout"})
     if (!empty_or_null(key)) fail(std::string("model.") + key + " is set; byte-level BPE as Qwen2 uses it has none");
@@ -267,7 +268,8 @@ void Tokenizer::Impl::load_model(const json& model) {
     }
     auto l = hf_to_id.find(left), r = hf_to_id.find(right), m_id = hf_to_id.find(left + right);
     if (l == hf_to_id.end() || r == hf_to_id.end() || m_id == hf_to_id.end())
-      fail("model.merges[" + std::to_string(i) + "] (\"" + left + "\", \"" + right + "\") uses a token missing from model.vocab");
+      fail("model.merges[" + std::to_string(i) + "] (\"" + left + "\", \"" + right +
+           "\") uses a token missing from model.vocab");
     merges.add(l->second, r->second, m_id->second);
   }
 }
@@ -329,8 +331,8 @@ void Tokenizer::Impl::load_pipeline(const json& doc) {
   const json pre = doc.value("pre_tokenizer", json());
   const std::string expect = "pre_tokenizer: expected Sequence[Split(Regex, behavior Isolated, invert false), "
                              "ByteLevel(add_prefix_space false, use_regex false)] as Qwen2 has";
-  if (!pre.is_object() || pre.value("type", std::string()) != "Sequence" || !pre.value("pretokenizers", json()).is_array() ||
-      pre["pretokenizers"].size() != 2)
+  if (!pre.is_object() || pre.value("type", std::string()) != "Sequence" ||
+      !pre.value("pretokenizers", json()).is_array() || pre["pretokenizers"].size() != 2)
     fail(expect);
   const json& split = pre["pretokenizers"][0];
   const json& bl = pre["pretokenizers"][1];

@@ -5,9 +5,8 @@
 //      longest, and split it; with allow_special=false the *special* ones are left as plain text
 //      (the non-special added tokens such as <tool_call> still match, as in HF);
 //   2. each piece between them is NFC-normalised (ICU);
-//   3. split by the pre-tokenizer regex read from tokenizer.json (PCRE2 with Unicode properties;
-//      `\s`/`\S` are rewritten to \p{White_Space}, which is what HF's regex engine means by them:
-//      it includes U+0085 and excludes U+180E and U+FEFF, where PCRE2's own \s differs);
+//   3. split by the pre-tokenizer regex read from tokenizer.json (model/split_regex.h: PCRE2
+//      with Unicode properties, \s read as Unicode White_Space as HF's regex engine reads it);
 //   4. each pre-token's UTF-8 bytes become the ids of the 256 byte tokens (GPT-2's byte-level
 //      alphabet) and are merged by rank (model/bpe.h). Repeated pre-tokens come from a cache.
 // decode(ids) concatenates the bytes of the tokens and replaces invalid UTF-8 with U+FFFD, one
@@ -17,7 +16,8 @@
 // Only the tokenizer.json features Qwen2-family tokenizers use are accepted; anything else (a
 // different model type, normaliser or pre-tokenizer, byte fallback, stripping added tokens) is
 // an ovr::Error naming the file and the field, not a silently different tokenisation.
-// encode/decode are const and thread-safe.
+// encode/decode are const and thread-safe (the word cache takes a lock). Loading Qwen's 6 MB
+// tokenizer.json takes about half a second, as in HF.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -1,5 +1,6 @@
 #include "rl/generation.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -112,16 +113,19 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
   // Samples the next token of each row of `logits` [rows, vocab] for the given samples.
   auto sample_rows = [&](const at::Tensor& logits, const std::vector<Active*>& rows) {
     const double t0 = now();
-    at::Tensor logp = torch::log_softmax(logits.to(at::kFloat) / effective_temperature(opt_.sampling), -1).contiguous();
-    at::Tensor probs = opt_.sampling.greedy ? logp : logp.exp().contiguous();
-    const int64_t vocab = logp.size(1);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const SampledToken s = sample_token(logp.data_ptr<float>() + int64_t(i) * vocab, probs.data_ptr<float>() + int64_t(i) * vocab,
-                                          vocab, opt_.sampling, rows[i]->rng);
-      rows[i]->out.tokens.push_back(s.token);
-      rows[i]->out.logprobs.push_back(s.logprob);
-      rows[i]->pending = s.token;
-    }
+    // One vectorised softmax for the whole batch (LibTorch's softmax is ~2.5x faster than its
+    // log_softmax here); log-probabilities are taken of the chosen tokens only.
+    at::Tensor probs = torch::softmax(logits.to(at::kFloat) / effective_temperature(opt_.sampling), -1).contiguous();
+    const int64_t vocab = probs.size(1);
+    // Rows are independent (each has its own random stream), so threads may share them out.
+    at::parallel_for(0, int64_t(rows.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const SampledToken s = sample_token(probs.data_ptr<float>() + i * vocab, vocab, opt_.sampling, rows[size_t(i)]->rng);
+        rows[size_t(i)]->out.tokens.push_back(s.token);
+        rows[size_t(i)]->out.logprobs.push_back(s.logprob);
+        rows[size_t(i)]->pending = s.token;
+      }
+    });
     stats_.sampling_seconds += now() - t0;
   };
 

@@ -1,6 +1,8 @@
 #include "rl/sampling.h"
 
 #include <algorithm>
+#include <cstring>
+#include <functional>
 #include <utility>
 #include <cmath>
 #include <vector>
@@ -39,55 +41,76 @@ struct Boundary {
 };
 
 // The lowest-ranked token of the kept set (at most k tokens, the fewest whose mass reaches
-// top_p), by quickselect over token ids with a deterministic pivot (same result on every
-// platform and standard library).
+// top_p), by radix selection: a probability's float bits order like the probability, so a pass
+// buckets the tokens by their high 16 bits (with each bucket's mass and count), a scan from the
+// top finds the bucket where the kept set ends, and a second pass does the same with the low 16
+// bits inside that bucket. Tokens left in one final bucket have equal probabilities and rank by
+// id, the order they are met in. Linear and branch-light: sorting 152k tokens per row per step
+// would dominate decoding.
 Boundary nucleus_boundary(const float* probs, int64_t vocab, int64_t k, double top_p) {
-  std::vector<int64_t> ids(static_cast<size_t>(vocab));
-  for (int64_t i = 0; i < vocab; ++i) ids[size_t(i)] = i;
-  auto above = [&](int64_t a, int64_t b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); };
-  int64_t lo = 0, hi = vocab;  // ids[0, lo) are kept for sure; the boundary lies in [lo, hi)
-  double mass_before = 0;      // mass of ids[0, lo)
-  while (true) {
-    // Mass sums in different orders may disagree in the last bit at the boundary: then the
-    // range can close before the boundary is met, and the last kept token is the boundary.
-    if (lo >= hi) return {ids[size_t(lo - 1)], mass_before};
-    // Median of three (first, middle, last) as the pivot, moved to the end of the range.
-    int64_t a = lo, m = lo + (hi - lo) / 2, c = hi - 1;
-    if (above(ids[size_t(m)], ids[size_t(a)])) std::swap(a, m);
-    if (above(ids[size_t(c)], ids[size_t(m)])) std::swap(m, c);
-    if (above(ids[size_t(m)], ids[size_t(a)])) std::swap(a, m);
-    std::swap(ids[size_t(m)], ids[size_t(hi - 1)]);
-    const int64_t pivot = ids[size_t(hi - 1)];
-    int64_t store = lo;
-    double mass_above = 0;
-    for (int64_t i = lo; i < hi - 1; ++i)
-      if (above(ids[size_t(i)], pivot)) {
-        mass_above += probs[ids[size_t(i)]];
-        std::swap(ids[size_t(i)], ids[size_t(store++)]);
-      }
-    std::swap(ids[size_t(store)], ids[size_t(hi - 1)]);  // the pivot at its rank
-    const int64_t rank = store;                           // number of tokens above the pivot
-    if (rank >= k || mass_before + mass_above >= top_p) {
-      hi = rank;  // the boundary is above the pivot
-      continue;
+  constexpr int kBuckets = 1 << 16;
+  thread_local std::vector<double> mass(kBuckets, 0.0);
+  thread_local std::vector<int64_t> count(kBuckets, 0);
+  thread_local std::vector<uint32_t> touched;  // buckets in use, reset after each pass
+  auto bits_of = [&](int64_t i) {
+    uint32_t bits;
+    std::memcpy(&bits, &probs[i], 4);  // probabilities are >= 0: no sign bit, bits order like values
+    return bits;
+  };
+  double mass_before = 0;  // of the tokens known to be kept
+  int64_t kept_before = 0;
+  // Finds, among tokens passing `member`, the bucket (by `key`) where the kept set ends; adds
+  // the buckets above it to mass_before / kept_before.
+  auto boundary_bucket = [&](auto member, auto key) {
+    touched.clear();
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (!member(i)) continue;
+      const uint32_t b = key(i);
+      if (count[b]++ == 0) touched.push_back(b);
+      mass[b] += probs[i];
     }
-    const double with_pivot = mass_before + mass_above + probs[pivot];
-    if (rank + 1 == k || with_pivot >= top_p) return {pivot, with_pivot};
-    if (rank + 1 == vocab) return {pivot, with_pivot};  // everything kept (rounding below top_p)
-    mass_before = with_pivot;
-    lo = rank + 1;
+    std::sort(touched.begin(), touched.end(), std::greater<uint32_t>());
+    uint32_t boundary = touched.empty() ? 0 : touched.back();  // the lowest bucket if sums fall short
+    for (size_t j = 0; j + 1 < touched.size(); ++j) {
+      const uint32_t b = touched[j];
+      if (kept_before + count[b] >= k || mass_before + mass[b] >= top_p) {
+        boundary = b;
+        break;
+      }
+      mass_before += mass[b];
+      kept_before += count[b];
+    }
+    for (uint32_t b : touched) mass[b] = 0, count[b] = 0;
+    return boundary;
+  };
+  const uint32_t high = boundary_bucket([](int64_t) { return true; }, [&](int64_t i) { return bits_of(i) >> 16; });
+  const uint32_t low = boundary_bucket([&](int64_t i) { return (bits_of(i) >> 16) == high; },
+                                       [&](int64_t i) { return bits_of(i) & 0xffffu; });
+  const uint32_t exact = (high << 16) | low;
+  int64_t last = -1;
+  for (int64_t i = 0; i < vocab; ++i) {  // equal probabilities: lower id first
+    if (bits_of(i) != exact) continue;
+    last = i;
+    mass_before += probs[i];
+    if (++kept_before >= k || mass_before >= top_p) break;
   }
+  if (last < 0) {  // the sums fell short of top_p by rounding: every token is kept
+    last = 0;
+    for (int64_t i = 1; i < vocab; ++i)
+      if (probs[i] <= probs[last]) last = i;  // the lowest-ranked token: least probable, highest id
+  }
+  return {last, mass_before};
 }
 
 }  // namespace
 
 double effective_temperature(const SamplingParams& p) { return p.greedy ? 1.0 : p.temperature; }
 
-SampledToken sample_token(const float* logprobs, const float* probs, int64_t vocab, const SamplingParams& p,
-                          SequenceRng& rng) {
+SampledToken sample_token(const float* probs, int64_t vocab, const SamplingParams& p, SequenceRng& rng) {
+  auto log_of = [](double x) { return float(std::log(x)); };
   if (p.greedy) {
-    const int64_t best = int64_t(std::max_element(logprobs, logprobs + vocab) - logprobs);  // first maximum
-    return {best, logprobs[best]};
+    const int64_t best = int64_t(std::max_element(probs, probs + vocab) - probs);  // first maximum
+    return {best, log_of(probs[best])};
   }
   const double u = rng.uniform();
   const bool truncate = p.top_p < 1.0 || (p.top_k > 0 && p.top_k < vocab);
@@ -97,9 +120,9 @@ SampledToken sample_token(const float* logprobs, const float* probs, int64_t voc
     for (int64_t i = 0; i < vocab; ++i) {
       if (probs[i] > 0) last_positive = i;
       cum += probs[i];
-      if (u < cum) return {i, logprobs[i]};
+      if (u < cum) return {i, log_of(probs[i])};
     }
-    return {last_positive, logprobs[last_positive]};  // rounding left u past the total
+    return {last_positive, log_of(probs[last_positive])};  // rounding left u past the total
   }
   // The kept set: tokens by decreasing probability (ties: lower id first), cut at top_k and at
   // the shortest prefix whose mass reaches top_p. It is found by selection, not sorting (O(vocab)
@@ -115,7 +138,7 @@ SampledToken sample_token(const float* logprobs, const float* probs, int64_t voc
     cum += probs[i];
     if (target < cum) break;
   }
-  return {pick, float(double(logprobs[pick]) - std::log(b.mass))};
+  return {pick, log_of(double(probs[pick]) / b.mass)};
 }
 
 }  // namespace ovr::rl

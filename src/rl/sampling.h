@@ -37,10 +37,8 @@ void validate(const SamplingParams& p);
 // The temperature the caller applies before the softmax: p.temperature, or 1 for greedy.
 double effective_temperature(const SamplingParams& p);
 
-// One row: logprobs = log_softmax(logits / T) and probs = exp(logprobs), computed by the caller
-// for the whole batch at once (vectorised); this picks the token with one draw from `rng`
-// (none for greedy).
-SampledToken sample_token(const float* logprobs, const float* probs, int64_t vocab, const SamplingParams& p,
-                          SequenceRng& rng);
+// One row: probs = softmax(logits / T), computed by the caller for the whole batch at once
+// (vectorised); this picks the token with one draw from `rng` (none for greedy).
+SampledToken sample_token(const float* probs, int64_t vocab, const SamplingParams& p, SequenceRng& rng);
 
 }  // namespace ovr::rl
