@@ -40,7 +40,7 @@ std::vector<GenerationRequest> some_requests(int count, int n, uint32_t seed) {
     r.prompt_id = 100 + i;
     const int64_t len = 3 + (i * 7) % 11;
     at::Tensor ids = torch::randint(0, 500, {len}, at::kLong);
-    r.prompt_ids.assign(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + len);
+    for (int64_t j = 0; j < len; ++j) r.prompt_ids.push_back(ids[j].item<int64_t>());
     r.n = n;
     r.max_new_tokens = 5 + (i * 5) % 13;
     out.push_back(r);

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "io/fs.h"
 #include "io/torch_bridge.h"
 
 namespace ovr::model {
@@ -44,6 +45,23 @@ void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std:
     if (!ignored && name != "lm_head.weight")
       throw Error(src.origin() + ": tensor '" + info->name + "' matches no parameter of the model");
   }
+}
+
+Qwen2ForCausalLM load_qwen2_lm(const std::string& path) {
+  auto src = io::open_model_source(path);
+  std::string config_text = src->model_config();
+  std::string config_origin = src->origin() + " (model_config)";
+  if (config_text.empty() || config_text == "{}") {  // a bare .safetensors file: its directory's config.json
+    config_origin = io::join_path(io::parent_dir(path), "config.json");
+    if (!io::path_exists(config_origin)) throw Error(path + ": no model config (no config.json beside it)");
+    config_text = io::read_text_file(config_origin);
+  }
+  const auto json = nlohmann::json::parse(config_text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) throw Error(config_origin + ": not valid JSON");
+  Qwen2ForCausalLM lm(parse_qwen2_config(json, config_origin));
+  load_parameters(*lm, *src, {"visual."});
+  lm->eval();
+  return lm;
 }
 
 }  // namespace ovr::model

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "io/tensor_store.h"
+#include "model/qwen2.h"
 
 namespace ovr::model {
 
@@ -20,5 +21,10 @@ std::string published_name(const std::string& name);
 // an error unless its published name starts with one of `ignore_prefixes` (e.g. "visual." for
 // the language model alone). Errors name the store, the tensor and the shapes.
 void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std::vector<std::string>& ignore_prefixes);
+
+// The language model of a checkpoint (a Hugging Face directory, a .safetensors file with a
+// config.json beside it, or an ovr HDF5 checkpoint file or directory), in eval mode. The vision
+// tower's tensors, if any, are left to the vision model.
+Qwen2ForCausalLM load_qwen2_lm(const std::string& path);
 
 }  // namespace ovr::model
