@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "io/fs.h"
 #include "io/tensor_store.h"
 #include "io/torch_bridge.h"
 #include "model/qwen2.h"
@@ -206,4 +207,20 @@ TEST(Qwen2Parity, GreedyGenerationOfALeftPaddedBatchMatchesTransformers) {
     next_pos = next_pos + 1;
   }
   EXPECT_TRUE(torch::equal(out, want)) << out << "\nvs transformers\n" << want;
+}
+
+TEST(Qwen2Weights, SavedModelUsesPublishedNamesAndReloadsIdentically) {
+  auto& f = fixture();
+  const std::string dir = ::testing::TempDir() + "ovr_test_qwen2_save";
+  std::system(("rm -rf " + dir).c_str());
+  save_parameters(*f.lm, dir, io::read_text_file(kDir + "/config.json"));
+  auto saved = io::open_model_source(dir);
+  for (const auto& t : saved->tensors()) {
+    EXPECT_EQ(t.name.find("language_model"), std::string::npos) << t.name;
+    EXPECT_TRUE(t.name.rfind("model.", 0) == 0 || t.name == "lm_head.weight") << t.name;
+  }
+  Qwen2ForCausalLM again = load_qwen2_lm(dir);
+  torch::NoGradGuard no_grad;
+  const at::Tensor ids = f.ref("long_ids");
+  EXPECT_TRUE(torch::equal(again->forward(ids, torch::ones_like(ids)), f.lm->forward(ids, torch::ones_like(ids))));
 }

@@ -47,6 +47,24 @@ void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std:
   }
 }
 
+void save_parameters(torch::nn::Module& module, const std::string& path, const std::string& config_json,
+                     const io::CheckpointAttrs& attrs) {
+  std::vector<io::TensorInfo> infos;
+  std::vector<at::Tensor> values;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    values.push_back(item.value().detach().contiguous());
+    infos.push_back(io::tensor_info(published_name(item.key()), values.back()));
+  }
+  io::SinkOptions o;
+  o.model_config = config_json;
+  o.metadata = {{"format", "pt"}};
+  o.attrs = attrs;
+  o.overwrite = true;
+  auto sink = io::create_model_sink(path, io::detect_output_format(path), infos, o, MPI_COMM_SELF);
+  for (size_t i = 0; i < infos.size(); ++i) sink->write_rows(infos[i].name, 0, io::dataset_rows(infos[i]), values[i].data_ptr());
+  sink->commit();
+}
+
 Qwen2ForCausalLM load_qwen2_lm(const std::string& path) {
   auto src = io::open_model_source(path);
   std::string config_text = src->model_config();

@@ -22,6 +22,12 @@ std::string published_name(const std::string& name);
 // the language model alone). Errors name the store, the tensor and the shapes.
 void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std::vector<std::string>& ignore_prefixes);
 
+// Writes every parameter of `module` under its (published) name, in its dtype, to a store at
+// `path` (format from the extension: .h5 HDF5 checkpoint, .safetensors, else a HF directory),
+// with `config_json` as the model config. Single rank; the ZeRO trainer writes its own shards.
+void save_parameters(torch::nn::Module& module, const std::string& path, const std::string& config_json,
+                     const io::CheckpointAttrs& attrs = {});
+
 // The language model of a checkpoint (a Hugging Face directory, a .safetensors file with a
 // config.json beside it, or an ovr HDF5 checkpoint file or directory), in eval mode. The vision
 // tower's tensors, if any, are left to the vision model.
