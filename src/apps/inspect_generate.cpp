@@ -1,5 +1,6 @@
 // ovr_inspect generate: smoke-test any checkpoint in one line: generate from a prompt and print
 // the ids, text, log-probabilities and finish reason of each sample as JSON.
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -63,6 +64,8 @@ int inspect_generate(int argc, char** argv) {
       ("seed", po::value<uint64_t>()->default_value(0), "random seed (samples are seeded by seed, prompt id 0 and sample index)")
       ("n", po::value<int>()->default_value(1), "samples of the prompt (they share its prefill)")
       ("stop", po::value<std::vector<std::string>>()->composing(), "stop string (repeatable; needs a tokenizer)")
+      ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda, or auto (cuda when this build's LibTorch sees a GPU)")
+      ("dtype", po::value<std::string>()->default_value("auto"), "compute dtype: F32, BF16, or auto (BF16 on cuda, F32 on cpu)")
       ("threads", po::value<int>()->default_value(0), "CPU threads (0: LibTorch's default)");
   if (!cfg.parse(argc, argv)) return kExitOk;
   if (cfg.has("prompt") == cfg.has("prompt-ids")) throw ConfigError("give exactly one of --prompt and --prompt-ids");
@@ -90,7 +93,14 @@ int inspect_generate(int argc, char** argv) {
     prompt.assign(ids.begin(), ids.end());
   }
 
+  const std::string dev = cfg.get<std::string>("device"), dt = cfg.get<std::string>("dtype");
+  if (dev != "auto" && dev != "cpu" && dev != "cuda") throw ConfigError("--device: expected auto, cpu or cuda, got '" + dev + "'");
+  if (dt != "auto" && dt != "F32" && dt != "BF16") throw ConfigError("--dtype: expected auto, F32 or BF16, got '" + dt + "'");
+  const bool cuda = dev == "cuda" || (dev == "auto" && torch::cuda::is_available());
+  if (cuda && !torch::cuda::is_available()) throw ConfigError("--device cuda: this build's LibTorch sees no CUDA device");
+  const at::ScalarType dtype = dt == "BF16" || (dt == "auto" && cuda) ? at::kBFloat16 : at::kFloat;
   model::Qwen2ForCausalLM lm = model::load_qwen2_lm(model_path);
+  lm->to(cuda ? at::Device(at::kCUDA) : at::Device(at::kCPU), dtype);
   for (int64_t id : prompt)
     if (id >= lm->config.vocab_size)
       throw ConfigError("prompt token id " + std::to_string(id) + " is outside the model's vocabulary of " +
@@ -131,7 +141,8 @@ int inspect_generate(int argc, char** argv) {
     out["samples"].push_back(j);
   }
   const auto& st = engine.stats();
-  out["stats"] = {{"prefill_tokens", st.prefill_tokens}, {"decode_tokens", st.decode_tokens},
+  out["stats"] = {{"device", cuda ? "cuda" : "cpu"}, {"dtype", dtype == at::kBFloat16 ? "BF16" : "F32"},
+                  {"prefill_tokens", st.prefill_tokens}, {"decode_tokens", st.decode_tokens},
                   {"seconds", st.prefill_seconds + st.decode_seconds}};
   if (world_rank() == 0) std::printf("%s\n", out.dump(1).c_str());
   return kExitOk;

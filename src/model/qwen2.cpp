@@ -28,10 +28,11 @@ at::Tensor segments_from_attention_mask(const at::Tensor& attention_mask) {
 
 at::Tensor causal_segment_mask(const at::Tensor& seg, at::ScalarType dtype) {
   const int64_t s = seg.size(1);
-  at::Tensor causal = torch::ones({s, s}, at::kBool).tril();
+  const auto on = at::TensorOptions().device(seg.device());
+  at::Tensor causal = torch::ones({s, s}, on.dtype(at::kBool)).tril();
   at::Tensor same = seg.unsqueeze(2).eq(seg.unsqueeze(1)) & seg.unsqueeze(1).ge(0);  // [B, S, S]
-  at::Tensor allowed = (same & causal) | torch::eye(s, at::kBool);
-  at::Tensor mask = torch::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype));
+  at::Tensor allowed = (same & causal) | torch::eye(s, on.dtype(at::kBool));
+  at::Tensor mask = torch::zeros(allowed.sizes(), on.dtype(dtype));
   mask.masked_fill_(allowed.logical_not(), -std::numeric_limits<double>::infinity());
   return mask.unsqueeze(1);
 }

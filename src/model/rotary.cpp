@@ -10,9 +10,10 @@ RotaryTables rotary_tables(const at::Tensor& positions, int64_t head_dim, double
                            const std::vector<int64_t>& mrope_section, at::ScalarType dtype) {
   at::Tensor pos = positions.dim() == 2 ? positions.unsqueeze(0) : positions;  // [A, B, S]
   if (pos.dim() != 3) throw Error("rotary: positions must be [B, S] or [3, B, S]");
-  const int64_t half = head_dim / 2;
   // inv_freq[i] = theta^(-2i / head_dim), computed in fp32 as Hugging Face does.
-  at::Tensor inv_freq = at::pow(theta, at::arange(0, head_dim, 2, at::kFloat) / double(head_dim)).reciprocal();
+  at::Tensor inv_freq =
+      at::pow(theta, at::arange(0, head_dim, 2, at::TensorOptions().dtype(at::kFloat).device(pos.device())) / double(head_dim))
+          .reciprocal();
   at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [A, B, S, half]
   if (!mrope_section.empty()) {
     if (pos.size(0) != 3) throw Error("rotary: M-RoPE needs positions of shape [3, B, S]");
@@ -27,7 +28,6 @@ RotaryTables rotary_tables(const at::Tensor& positions, int64_t head_dim, double
   } else {
     freqs = freqs[0];
   }
-  (void)half;
   at::Tensor emb = at::cat({freqs, freqs}, -1);  // [B, S, head_dim]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }

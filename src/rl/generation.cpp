@@ -56,8 +56,12 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
                                                         const std::function<void(const GeneratedSample&)>& on_finish) {
   torch::NoGradGuard no_grad;
   const auto& cfg = lm_->config;
+  // The model decides where and in what type everything runs (fp32 on CPU, bf16 on CUDA).
   const at::ScalarType dtype = lm_->model->embed_tokens->weight.scalar_type();
-  PagedKVCache cache(cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim, opt_.block_size, opt_.kv_cache_tokens, dtype);
+  const at::Device device = lm_->model->embed_tokens->weight.device();
+  auto on_device = [&](const std::vector<int64_t>& v) { return torch::tensor(v).to(device); };
+  PagedKVCache cache(cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim, opt_.block_size, opt_.kv_cache_tokens,
+                     dtype, device);
   const int64_t bs = opt_.block_size;
 
   std::vector<size_t> first_result(requests.size() + 1, 0);
@@ -115,7 +119,7 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
     const double t0 = now();
     // One vectorised softmax for the whole batch (LibTorch's softmax is ~2.5x faster than its
     // log_softmax here); log-probabilities are taken of the chosen tokens only.
-    at::Tensor probs = torch::softmax(logits.to(at::kFloat) / effective_temperature(opt_.sampling), -1).contiguous();
+    at::Tensor probs = torch::softmax(logits.to(at::kFloat) / effective_temperature(opt_.sampling), -1).to(at::kCPU).contiguous();
     const int64_t vocab = probs.size(1);
     // Rows are independent (each has its own random stream), so threads may share them out.
     at::parallel_for(0, int64_t(rows.size()), 1, [&](int64_t begin, int64_t end) {
@@ -145,11 +149,13 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
       samples_left[next_request] = q.n;
       const double t0 = now();
       const int64_t p = prompt_len(q);
-      at::Tensor embeds = q.inputs_embeds.defined() ? q.inputs_embeds.unsqueeze(0).to(dtype)
-                                                    : lm_->embed(torch::tensor(q.prompt_ids).view({1, -1}));
-      at::Tensor pos = q.positions.defined() ? q.positions.view({3, 1, p}) : torch::arange(p).view({1, 1, p}).expand({3, 1, p});
+      at::Tensor embeds = q.inputs_embeds.defined() ? q.inputs_embeds.unsqueeze(0).to(device, dtype)
+                                                    : lm_->embed(on_device(q.prompt_ids).view({1, -1}));
+      at::Tensor pos = q.positions.defined() ? q.positions.view({3, 1, p}).to(device)
+                                             : torch::arange(p).view({1, 1, p}).expand({3, 1, p}).to(device);
       model::KVCache dense;
-      at::Tensor hidden = lm_->hidden_states(embeds, pos, model::causal_segment_mask(torch::zeros({1, p}, at::kLong), dtype), &dense);
+      at::Tensor hidden = lm_->hidden_states(
+          embeds, pos, model::causal_segment_mask(torch::zeros({1, p}, at::kLong).to(device), dtype), &dense);
       CachedSequence base;
       cache.prepare_append(base, p);
       for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) cache.write(base, l, 0, dense.k[size_t(l)][0], dense.v[size_t(l)][0]);
@@ -196,15 +202,16 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
       positions.push_back(a.next_pos);
       max_len = std::max(max_len, a.seq.length);
     }
-    // Keys: each row's own past, then (at index max_len) its new token.
-    at::Tensor mask = torch::full({b, 1, 1, max_len + 1}, -INFINITY, at::TensorOptions().dtype(dtype));
+    // Keys: each row's own past, then (at index max_len) its new token. Built on the host, moved once.
+    std::vector<float> host_mask(size_t(b * (max_len + 1)), -INFINITY);
     for (int64_t i = 0; i < b; ++i) {
-      mask[i][0][0].narrow(0, 0, seqs[size_t(i)]->length).zero_();
-      mask[i][0][0][max_len] = 0;
+      std::fill_n(host_mask.begin() + i * (max_len + 1), seqs[size_t(i)]->length, 0.0f);
+      host_mask[size_t(i * (max_len + 1) + max_len)] = 0.0f;
     }
+    at::Tensor mask = torch::from_blob(host_mask.data(), {b, 1, 1, max_len + 1}, at::kFloat).to(device, dtype);
     DecodeStep step(cache, seqs, max_len);
-    at::Tensor pos = torch::tensor(positions).view({1, b, 1}).expand({3, b, 1});
-    at::Tensor hidden = lm_->hidden_states(lm_->embed(torch::tensor(ids).view({b, 1})), pos, mask, &step);
+    at::Tensor pos = on_device(positions).view({1, b, 1}).expand({3, b, 1});
+    at::Tensor hidden = lm_->hidden_states(lm_->embed(on_device(ids).view({b, 1})), pos, mask, &step);
     at::Tensor logits = lm_->logits(hidden.select(1, 0));  // [b, vocab]
     std::vector<Active*> rows;
     for (auto& a : running) {

@@ -9,9 +9,9 @@
 namespace ovr::rl {
 
 PagedKVCache::PagedKVCache(int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t block_size, int64_t max_tokens,
-                           at::ScalarType dtype)
+                           at::ScalarType dtype, at::Device device)
     : layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), block_size_(block_size),
-      max_blocks_(blocks_for(max_tokens, block_size)), dtype_(dtype) {
+      max_blocks_(blocks_for(max_tokens, block_size)), dtype_(dtype), device_(device) {
   if (block_size <= 0 || max_tokens <= 0) throw Error("kv cache: block size and token budget must be positive");
   k_pool_.resize(size_t(layers));
   v_pool_.resize(size_t(layers));
@@ -30,13 +30,15 @@ void PagedKVCache::grow() {
   for (int64_t l = 0; l < layers_; ++l)
     for (auto* pool : {&k_pool_[size_t(l)], &v_pool_[size_t(l)]}) {
       // Zeros, not garbage: masked positions of a gathered batch must never hold NaN (0 * NaN = NaN).
-      at::Tensor bigger = at::zeros({cap, kv_heads_, block_size_, head_dim_}, at::TensorOptions().dtype(dtype_));
+      at::Tensor bigger = at::zeros({cap, kv_heads_, block_size_, head_dim_}, at::TensorOptions().dtype(dtype_).device(device_));
       if (pool->defined()) bigger.narrow(0, 0, old).copy_(*pool);
       *pool = bigger;
     }
   refcount_.resize(size_t(cap), 0);
   for (int64_t b = cap - 1; b >= old; --b) free_.push_back(int32_t(b));
 }
+
+at::Tensor PagedKVCache::index(const std::vector<int64_t>& v) const { return at::tensor(v).to(device_); }
 
 int32_t PagedKVCache::allocate_block() {
   if (free_.empty()) grow();
@@ -67,7 +69,7 @@ void PagedKVCache::write(const CachedSequence& seq, int64_t layer, int64_t start
     blk[size_t(i)] = seq.blocks[size_t((start + i) / block_size_)];
     off[size_t(i)] = (start + i) % block_size_;
   }
-  const at::Tensor bi = at::tensor(blk), oi = at::tensor(off);
+  const at::Tensor bi = index(blk), oi = index(off);
   // pool[blk[i], :, off[i], :] = k[:, i, :]
   k_pool_[size_t(layer)].index_put_({bi, at::indexing::Slice(), oi}, k.transpose(0, 1).to(dtype_));
   v_pool_[size_t(layer)].index_put_({bi, at::indexing::Slice(), oi}, v.transpose(0, 1).to(dtype_));
@@ -80,7 +82,7 @@ void PagedKVCache::write_one(const std::vector<CachedSequence*>& seqs, int64_t l
     blk[b] = seqs[b]->blocks[size_t(seqs[b]->length / block_size_)];
     off[b] = seqs[b]->length % block_size_;
   }
-  const at::Tensor bi = at::tensor(blk), oi = at::tensor(off);
+  const at::Tensor bi = index(blk), oi = index(off);
   k_pool_[size_t(layer)].index_put_({bi, at::indexing::Slice(), oi}, k.to(dtype_));
   v_pool_[size_t(layer)].index_put_({bi, at::indexing::Slice(), oi}, v.to(dtype_));
 }
@@ -92,7 +94,7 @@ void PagedKVCache::gather(const std::vector<CachedSequence*>& seqs, int64_t laye
   for (int64_t s = 0; s < b; ++s)
     for (int64_t j = 0; j < nb && j < int64_t(seqs[size_t(s)]->blocks.size()); ++j)
       ids[size_t(s * nb + j)] = seqs[size_t(s)]->blocks[size_t(j)];
-  const at::Tensor idx = at::tensor(ids);
+  const at::Tensor idx = index(ids);
   auto dense = [&](const at::Tensor& pool) {
     return pool.index_select(0, idx)
         .view({b, nb, kv_heads_, block_size_, head_dim_})

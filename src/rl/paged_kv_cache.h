@@ -18,7 +18,7 @@ struct CachedSequence {
 class PagedKVCache {
  public:
   PagedKVCache(int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t block_size, int64_t max_tokens,
-               at::ScalarType dtype);
+               at::ScalarType dtype, at::Device device = at::kCPU);
 
   int64_t block_size() const { return block_size_; }
   int64_t max_blocks() const { return max_blocks_; }
@@ -44,10 +44,12 @@ class PagedKVCache {
 
  private:
   int32_t allocate_block();
+  at::Tensor index(const std::vector<int64_t>& v) const;  // an index tensor on the pool's device
   void grow();
 
   int64_t layers_, kv_heads_, head_dim_, block_size_, max_blocks_;
   at::ScalarType dtype_;
+  at::Device device_;
   std::vector<at::Tensor> k_pool_, v_pool_;  // per layer [capacity, kv_heads, block_size, head_dim]
   std::vector<int32_t> refcount_;            // per allocated block
   std::vector<int32_t> free_;
