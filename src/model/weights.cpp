@@ -20,13 +20,14 @@ std::string published_name(const std::string& name) {
   return name;
 }
 
-void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std::vector<std::string>& ignore_prefixes) {
+void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std::vector<std::string>& ignore_prefixes,
+                     const std::string& prefix) {
   std::map<std::string, const io::TensorInfo*> stored;  // published name -> stored tensor
   for (const auto& t : src.tensors()) stored[published_name(t.name)] = &t;
   torch::NoGradGuard no_grad;
   std::map<std::string, bool> used;
   for (auto& item : module.named_parameters(/*recurse=*/true)) {
-    const std::string& name = item.key();
+    const std::string name = prefix + item.key();
     at::Tensor& param = item.value();
     auto it = stored.find(name);
     if (it == stored.end()) throw Error(src.origin() + ": missing tensor '" + name + "'");
@@ -38,7 +39,7 @@ void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std:
     used[name] = true;
   }
   for (const auto& [name, info] : stored) {
-    if (used.count(name)) continue;
+    if (used.count(name) || !starts_with(name, prefix)) continue;
     bool ignored = false;
     for (const auto& p : ignore_prefixes) ignored |= starts_with(name, p);
     // A tied lm_head may still be stored by some writers; it is the embedding, unused here.

@@ -20,7 +20,10 @@ std::string published_name(const std::string& name);
 // parameter must be present with the right shape; a stored tensor that matches no parameter is
 // an error unless its published name starts with one of `ignore_prefixes` (e.g. "visual." for
 // the language model alone). Errors name the store, the tensor and the shapes.
-void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std::vector<std::string>& ignore_prefixes);
+// With a `prefix` ("visual."), the module's parameter p is the stored tensor prefix + p, and
+// only stored tensors under the prefix are considered.
+void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std::vector<std::string>& ignore_prefixes,
+                     const std::string& prefix = "");
 
 // Writes every parameter of `module` under its (published) name, in its dtype, to a store at
 // `path` (format from the extension: .h5 HDF5 checkpoint, .safetensors, else a HF directory),

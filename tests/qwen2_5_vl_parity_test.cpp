@@ -1,0 +1,117 @@
+// The vision tower, image-token fusion, M-RoPE positions and multimodal generation against
+// Hugging Face transformers (fixtures of tests/fixtures/make_qwen2_5_vl_parity.py).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "io/tensor_store.h"
+#include "io/torch_bridge.h"
+#include "model/qwen2_5_vl.h"
+#include "rl/generation.h"
+
+using namespace ovr;
+using namespace ovr::model;
+
+namespace {
+
+const std::string kDir = std::string(OVR_TEST_FIXTURES) + "/qwen2_5_vl_tiny";
+
+struct Fixture {
+  Qwen2_5_VL m = load_qwen2_5_vl(kDir);
+  std::unique_ptr<io::ModelSource> parity = io::open_model_source(kDir + "/parity.safetensors");
+  at::Tensor ref(const std::string& name) { return io::read_tensor(*parity, name); }
+  std::vector<int64_t> mm_ids() {
+    at::Tensor ids = ref("mm_ids")[0];
+    return std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel());
+  }
+};
+
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+double rel_err(const at::Tensor& a, const at::Tensor& b) {
+  const double e = (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+  std::printf("  relative error %.2e\n", e);
+  return e;
+}
+
+}  // namespace
+
+TEST(VisionParity, TowerFeaturesOfTwoImagesOfDifferentSizesMatchTransformers) {
+  auto& f = fixture();
+  torch::NoGradGuard no_grad;
+  ASSERT_TRUE(f.m.visual);
+  const at::Tensor got = f.m.visual->forward(f.ref("vision_pixel_values"), f.ref("vision_grid_thw"));
+  EXPECT_LE(rel_err(got, f.ref("vision_features")), 1e-4);
+}
+
+TEST(VisionParity, WindowLayoutCoversEveryUnitOnceInWindows) {
+  VisionConfig c;  // the 7B defaults: 112-pixel windows = 4x4 merged units
+  const auto layout = window_layout(c, torch::tensor({1, 20, 12}).view({1, 3}));
+  // 10 x 6 merged units -> windows of 4x4, 4x2, ... (3 x 2 windows), 60 units in all.
+  EXPECT_EQ(layout.unit_order.size(), 60u);
+  std::vector<int64_t> sorted = layout.unit_order;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 60; ++i) EXPECT_EQ(sorted[size_t(i)], i);
+  EXPECT_EQ(layout.windows.size(), 6u);
+  EXPECT_EQ(layout.windows[0][1], 4 * 4 * 4);
+  EXPECT_EQ(layout.windows[1][1], 4 * 2 * 4);
+  ASSERT_EQ(layout.images.size(), 1u);
+  EXPECT_EQ(layout.images[0][1], 240);
+}
+
+TEST(MultimodalParity, RopeIndexOfTextAndTwoImagesMatchesTransformers) {
+  auto& f = fixture();
+  const RopeIndex r = rope_index(f.mm_ids(), f.ref("vision_grid_thw"), f.m.image_token_id, 2);
+  EXPECT_TRUE(torch::equal(r.positions, f.ref("mm_position_ids").select(1, 0))) << r.positions;
+  EXPECT_EQ(r.next_position, f.ref("mm_rope_deltas").item<int64_t>() + int64_t(f.mm_ids().size()));
+}
+
+TEST(MultimodalParity, LogitsOfTextWithImagesMatchTransformers) {
+  auto& f = fixture();
+  torch::NoGradGuard no_grad;
+  const at::Tensor logits = f.m.logits(f.mm_ids(), f.ref("vision_pixel_values"), f.ref("vision_grid_thw"));
+  EXPECT_LE(rel_err(logits, f.ref("mm_logits")[0]), 1e-4);
+}
+
+TEST(MultimodalParity, GreedyGenerationWithImagesMatchesTransformers) {
+  auto& f = fixture();
+  torch::NoGradGuard no_grad;
+  const auto ids = f.mm_ids();
+  const auto in = f.m.inputs(ids, f.ref("vision_pixel_values"), f.ref("vision_grid_thw"));
+  rl::GenerationRequest req;
+  req.prompt_ids = ids;
+  req.inputs_embeds = in.embeds;
+  req.positions = in.positions;
+  rl::EngineOptions o;
+  o.sampling.greedy = true;
+  o.max_new_tokens = 8;
+  o.eos_ids = {511};
+  const auto out = rl::GenerationEngine(f.m.lm, o).generate({req});
+  const at::Tensor want = f.ref("mm_gen_output_ids")[0];
+  std::vector<int64_t> hf;
+  for (int64_t j = int64_t(ids.size()); j < want.size(0); ++j) hf.push_back(want[j].item<int64_t>());
+  EXPECT_EQ(out[0].tokens, hf);
+}
+
+TEST(MultimodalErrors, ImageTokenCountMismatchNamesBothNumbers) {
+  auto& f = fixture();
+  auto ids = f.mm_ids();
+  ids.erase(ids.begin() + 5);  // the first image now has 3 pads for 4 features
+  try {
+    rope_index(ids, f.ref("vision_grid_thw"), f.m.image_token_id, 2);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("image 0 has 3 <|image_pad|> tokens in the prompt but 4 vision features"),
+              std::string::npos) << e.what();
+  }
+  try {
+    rope_index(f.mm_ids(), f.ref("vision_grid_thw").narrow(0, 0, 1), f.m.image_token_id, 2);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more images"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(f.m.visual->forward(f.ref("vision_pixel_values").narrow(0, 0, 10), f.ref("vision_grid_thw")), Error);
+}
