@@ -10,6 +10,7 @@
 #   3. ovr_average  their uniform average, on 2 MPI ranks (the paper's final model)
 #   4. ovr_convert  the average back to a Hugging Face directory, and a byte-identity check
 #   5. ovr_inspect  the result, with every dataset's checksum verified
+#   6. ovr_inspect generate  greedy generation from the averaged checkpoint (the rollout engine)
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${1:-$REPO/runs/tiny}"
@@ -47,4 +48,7 @@ echo "HF -> HDF5 -> HF: byte-identical"
 
 echo "== 5. inspect (every dataset's CRC-32 verified)"
 "$BIN/ovr_inspect" checkpoint "$WORK/final.h5" | sed -n '1,12p;/^integrity/p'
+echo "== 6. generate from the averaged checkpoint (the engine rollouts will use)"
+"$BIN/ovr_inspect" generate --model "$WORK/final.h5" --prompt-ids 1,2,3,4 --max-new-tokens 8 --greedy --threads 1 \
+  | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); s=d['samples'][0]; print('prompt', d['prompt_ids'], '-> generated', s['ids'], '(' + s['finish_reason'] + ')')"
 echo "== done in $(( $(date +%s) - start )) s; outputs in $WORK"

@@ -68,7 +68,7 @@ int inspect_image(int argc, char** argv) {
   for (const auto& path : cfg.get<std::vector<std::string>>("image")) {
     const model::Image image = model::decode_image_file(path);
     const model::ProcessedImage out = processor.process(image, path);
-    nlohmann::json line = {{"image", path},
+    nlohmann::ordered_json line = {{"image", path},
                            {"height", image.height},
                            {"width", image.width},
                            {"resized_height", out.resized_height},
