@@ -12,7 +12,7 @@ mkdir -p "$WORK"
 # A Qwen2-shaped fp32 model of ~1.1 GB: vocab 32000 x 2048 embeddings (262 MB each) are the
 # largest tensors, as embeddings are in real models.
 cat >"$WORK/config.json" <<'JSON'
-{"architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl",
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
  "hidden_size": 2048, "intermediate_size": 5504, "num_hidden_layers": 4, "num_attention_heads": 16,
  "num_key_value_heads": 2, "vocab_size": 32000, "tie_word_embeddings": false, "initializer_range": 0.02}
 JSON

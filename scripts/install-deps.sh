@@ -13,7 +13,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libtorch-dev libopenblas0-openmp \
   libopenmpi-dev openmpi-bin \
   libhdf5-openmpi-dev hdf5-tools \
-  libboost-program-options-dev nlohmann-json3-dev zlib1g-dev libisal-dev libpng-dev libpcre2-dev libicu-dev \
+  libboost-program-options-dev nlohmann-json3-dev zlib1g-dev libisal-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libicu-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   python3 python3-h5py python3-numpy python3-pandas python3-matplotlib
 # Other packages may pull in the pthread flavour of OpenBLAS, which can win the alternative; the

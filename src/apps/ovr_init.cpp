@@ -35,12 +35,7 @@ static int init_main(int argc, char** argv) {
   const std::string config_text = io::read_text_file(config_path);
   const auto config = nlohmann::json::parse(config_text, nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded()) throw Error(config_path + ": not valid JSON");
-  std::vector<model::ParamSpec> params;
-  try {
-    params = model::qwen2_5_vl_parameters(config, dtype);
-  } catch (const Error& e) {
-    throw Error(config_path + ": " + e.what());
-  }
+  const std::vector<model::ParamSpec> params = model::qwen2_5_vl_parameters(config, dtype, config_path);
   const double stddev = config.value("initializer_range", 0.02);
   std::vector<io::TensorInfo> tensors;
   for (const auto& p : params) tensors.push_back(p.info);

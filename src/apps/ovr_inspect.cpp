@@ -3,6 +3,7 @@
 //                     (an ovr HDF5 file or checkpoint directory, a safetensors file, or a HF directory)
 //   tokenize          JSONL on stdin -> JSONL on stdout: {"text"} -> {"ids"}, or back with --decode
 //   generate          generate from a checkpoint: ids, text, log-probs and finish reason as JSON
+//   image             Qwen2.5-VL image processor: resized size, grid_thw, image tokens (JSON lines)
 #include <cstdio>
 #include <map>
 #include <string>
@@ -19,6 +20,7 @@ const std::map<std::string, int (*)(int, char**)> kCommands = {
     {"checkpoint", apps::inspect_checkpoint},
     {"tokenize", apps::inspect_tokenize},
     {"generate", apps::inspect_generate},
+    {"image", apps::inspect_image},
 };
 
 int inspect_main(int argc, char** argv) {

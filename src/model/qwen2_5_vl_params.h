@@ -22,6 +22,7 @@ struct ParamSpec {
 // Reads the text fields from the flat layout or from the nested "text_config" of newer
 // transformers; vision fields from "vision_config" with the reference defaults for any field the
 // file omits (as the official 7B config does). Throws ovr::Error naming a missing or bad field.
-std::vector<ParamSpec> qwen2_5_vl_parameters(const nlohmann::json& config, io::DType dtype);
+std::vector<ParamSpec> qwen2_5_vl_parameters(const nlohmann::json& config, io::DType dtype,
+                                              const std::string& origin = "config.json");
 
 }  // namespace ovr::model

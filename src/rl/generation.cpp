@@ -114,6 +114,17 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
     if (on_finish) on_finish(a.out);
     results[first_result[a.request] + size_t(a.out.sample_index)] = std::move(a.out);
   };
+  // Removes the finished samples among running[from, end), freeing their slots and KV blocks.
+  auto retire_finished = [&](size_t from) {
+    for (size_t i = from; i < running.size();) {
+      if (const char* reason = finished_reason(running[i])) {
+        finish(running[i], reason);
+        running.erase(running.begin() + long(i));
+      } else {
+        ++i;
+      }
+    }
+  };
   // Samples the next token of each row of `logits` [rows, vocab] for the given samples.
   auto sample_rows = [&](const at::Tensor& logits, const std::vector<Active*>& rows) {
     const double t0 = now();
@@ -176,15 +187,7 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
       sample_rows(last.expand({q.n, last.size(1)}), fresh);
       ++next_request;
       // A sample may be done after its first token.
-      for (size_t i = running.size() - size_t(q.n); i < running.size();) {
-        const char* reason = finished_reason(running[i]);
-        if (reason) {
-          finish(running[i], reason);
-          running.erase(running.begin() + long(i));
-        } else {
-          ++i;
-        }
-      }
+      retire_finished(running.size() - size_t(q.n));
     }
     if (running.empty()) continue;
 
@@ -224,15 +227,7 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
     ++stats_.decode_steps;
     stats_.peak_kv_bytes = std::max(stats_.peak_kv_bytes, cache.allocated_bytes());
     stats_.decode_seconds += now() - t0;
-    for (size_t i = 0; i < running.size();) {
-      const char* reason = finished_reason(running[i]);
-      if (reason) {
-        finish(running[i], reason);
-        running.erase(running.begin() + long(i));
-      } else {
-        ++i;
-      }
-    }
+    retire_finished(0);
   }
   return results;
 }

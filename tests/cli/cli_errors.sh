@@ -36,9 +36,9 @@ expect_output "max-shard-size = 1MB" "config file value"
 expect_output "step = 3" "flag overrides file"
 
 # A model config with a missing field: the error names the file and the field.
-printf '{"hidden_size": 8}' >"$WORK/bad_config.json"
+printf '{"model_type": "qwen2", "hidden_size": 8}' >"$WORK/bad_config.json"
 expect_status 1 "model config missing a field" -- "$BIN/ovr_init" --model-config "$WORK/bad_config.json" -o "$WORK/m.h5"
-expect_output "missing field 'num_hidden_layers'" "model config field"
+expect_output "ovr_init: error: $WORK/bad_config.json: missing field 'vocab_size'" "model config field"
 
 # Under MPI: a bad input on 2 ranks ends the job with an error, and no rank hangs.
 expect_status 1 "missing input under mpiexec -n 2 exits, no hang" -- timeout 120 $MPIEXEC 2 "$BIN/ovr_average" -o "$WORK/o.h5" "$WORK/missing1" "$WORK/missing2"
