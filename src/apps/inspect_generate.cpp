@@ -13,6 +13,8 @@
 #include "common/mpi_runtime.h"
 #include "io/fs.h"
 #include "model/chat_template.h"
+#include "model/image_processor.h"
+#include "model/qwen2_5_vl.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
 #include "rl/generation.h"
@@ -64,6 +66,9 @@ int inspect_generate(int argc, char** argv) {
       ("seed", po::value<uint64_t>()->default_value(0), "random seed (samples are seeded by seed, prompt id 0 and sample index)")
       ("n", po::value<int>()->default_value(1), "samples of the prompt (they share its prefill)")
       ("stop", po::value<std::vector<std::string>>()->composing(), "stop string (repeatable; needs a tokenizer)")
+      ("image", po::value<std::vector<std::string>>()->composing(), "image file, PNG or JPEG (repeatable; needs --chat): placed before the prompt text in the user turn")
+      ("processor-config", po::value<std::string>(), "preprocessor_config.json for --image (default: the model directory's, else Qwen2.5-VL's defaults)")
+      ("max-pixels", po::value<int64_t>(), "images: largest resized area in pixels (overrides the processor config)")
       ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda, or auto (cuda when this build's LibTorch sees a GPU)")
       ("dtype", po::value<std::string>()->default_value("auto"), "compute dtype: F32, BF16, or auto (BF16 on cuda, F32 on cpu)")
       ("threads", po::value<int>()->default_value(0), "CPU threads (0: LibTorch's default)");
@@ -80,13 +85,40 @@ int inspect_generate(int argc, char** argv) {
   if (!tok_path.empty()) tok = std::make_unique<model::Tokenizer>(tok_path);
   if ((cfg.has("prompt") || cfg.has("stop")) && !tok) throw ConfigError("--prompt and --stop need a tokenizer (--tokenizer PATH)");
 
+  // Images: processed here, placed before the prompt text of the user turn.
+  const auto images = cfg.has("image") ? cfg.get<std::vector<std::string>>("image") : std::vector<std::string>{};
+  if (!images.empty() && (!cfg.get<bool>("chat") || !cfg.has("prompt")))
+    throw ConfigError("--image needs --chat and a text --prompt (the chat template places the image tokens)");
+  at::Tensor pixel_values, grid_thw;
+  std::vector<int64_t> pad_counts;
+  if (!images.empty()) {
+    std::string pp = cfg.has("processor-config") ? cfg.get<std::string>("processor-config") : "";
+    if (pp.empty() && io::is_directory(model_path) && io::path_exists(io::join_path(model_path, "preprocessor_config.json")))
+      pp = io::join_path(model_path, "preprocessor_config.json");
+    model::ImageProcessorOptions po_opts = pp.empty() ? model::ImageProcessorOptions{} : model::ImageProcessorOptions::from_json_file(pp);
+    if (cfg.has("max-pixels")) po_opts.max_pixels = cfg.get<int64_t>("max-pixels");
+    const model::ImageProcessor processor(po_opts);
+    std::vector<at::Tensor> rows;
+    std::vector<int64_t> grids;
+    for (const auto& path : images) {
+      model::ProcessedImage p = processor.process_file(path);
+      rows.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
+      grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
+      pad_counts.push_back(p.num_image_tokens());
+    }
+    pixel_values = torch::cat(rows, 0);
+    grid_thw = torch::tensor(grids).view({-1, 3});
+  }
+
   std::vector<int64_t> prompt;
   if (cfg.has("prompt-ids")) {
     prompt = parse_ids(cfg.get<std::string>("prompt-ids"));
   } else if (cfg.get<bool>("chat")) {
     model::ChatOptions chat;
     chat.add_generation_prompt = true;
-    const auto ids = model::apply_chat_template(*tok, {model::ChatMessage::text("user", cfg.get<std::string>("prompt"))}, {}, chat).ids;
+    model::ChatMessage user = model::ChatMessage::text("user", cfg.get<std::string>("prompt"));
+    for (size_t i = 0; i < images.size(); ++i) user.content.insert(user.content.begin(), model::ChatItem{model::ChatItem::Type::Image, ""});
+    const auto ids = model::apply_chat_template(*tok, {user}, pad_counts, chat).ids;
     prompt.assign(ids.begin(), ids.end());
   } else {
     const auto ids = tok->encode(cfg.get<std::string>("prompt"));
@@ -99,8 +131,17 @@ int inspect_generate(int argc, char** argv) {
   const bool cuda = dev == "cuda" || (dev == "auto" && torch::cuda::is_available());
   if (cuda && !torch::cuda::is_available()) throw ConfigError("--device cuda: this build's LibTorch sees no CUDA device");
   const at::ScalarType dtype = dt == "BF16" || (dt == "auto" && cuda) ? at::kBFloat16 : at::kFloat;
-  model::Qwen2ForCausalLM lm = model::load_qwen2_lm(model_path);
-  lm->to(cuda ? at::Device(at::kCUDA) : at::Device(at::kCPU), dtype);
+  const at::Device device = cuda ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  model::Qwen2_5_VL vl;
+  if (images.empty()) {
+    vl.lm = model::load_qwen2_lm(model_path);
+  } else {
+    vl = model::load_qwen2_5_vl(model_path);
+    if (!vl.visual) throw Error(model_path + ": --image given but the model has no vision tower (no vision_config)");
+    vl.visual->to(device, dtype);
+  }
+  model::Qwen2ForCausalLM lm = vl.lm;
+  lm->to(device, dtype);
   for (int64_t id : prompt)
     if (id >= lm->config.vocab_size)
       throw ConfigError("prompt token id " + std::to_string(id) + " is outside the model's vocabulary of " +
@@ -128,6 +169,12 @@ int inspect_generate(int argc, char** argv) {
   }
   rl::GenerationRequest req;
   req.prompt_ids = prompt;
+  if (!images.empty()) {  // the prompt enters as embeddings: vision features in the image slots
+    torch::NoGradGuard no_grad;
+    const auto in = vl.inputs(prompt, pixel_values, grid_thw);
+    req.inputs_embeds = in.embeds;
+    req.positions = in.positions;
+  }
   req.n = cfg.get<int>("n");
   rl::GenerationEngine engine(lm, o);
   const auto samples = engine.generate({req});

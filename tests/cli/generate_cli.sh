@@ -35,6 +35,27 @@ expect_output '"finish_reason"' "samples"
 same=$(/usr/bin/python3 -c "import json; a, b = (json.load(open('$WORK/run_' + r + '.json'))['samples'] for r in 'ab'); print(a == b and len(a) == 3)")
 [ "$same" = "True" ] || { echo "FAIL: same seed, different samples"; FAILED=1; }
 
+# Images: a tiny Qwen2.5-VL with the full vocabulary and a vision tower; two fixture PNGs of
+# different sizes in one user turn.
+cat >"$WORK/vl_config.json" <<'JSON'
+{"model_type": "qwen2_5_vl", "vocab_size": 151936, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+ "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": true, "eos_token_id": 151645,
+ "image_token_id": 151655, "vision_start_token_id": 151652,
+ "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+ "vision_config": {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32,
+                   "fullatt_block_indexes": [1]}}
+JSON
+expect_status 0 "init a tiny Qwen2.5-VL" -- "$BIN/ovr_init" --model-config "$WORK/vl_config.json" -o "$WORK/vl_model"
+cp "$FIX/qwen2_5_vl_tokenizer/tokenizer.json" "$WORK/vl_model/"
+IMG="$FIX/image_processor/images"
+expect_status 0 "generate with two images" -- "$BIN/ovr_inspect" generate --model "$WORK/vl_model" --chat --greedy \
+  --prompt "How many squares?" --image "$IMG/pattern_56x84.png" --image "$IMG/checker_noise_84x56.png" --max-new-tokens 4
+expect_output '<|vision_start|><|image_pad|><|image_pad|><|image_pad|><|image_pad|><|image_pad|><|image_pad|><|vision_end|>' "image pads in the prompt"
+expect_output '"finish_reason"' "samples with images"
+expect_status 2 "--image without --chat" -- "$BIN/ovr_inspect" generate --model "$WORK/vl_model" --prompt x --image "$IMG/pattern_56x84.png"
+expect_status 1 "--image that is not an image" -- "$BIN/ovr_inspect" generate --model "$WORK/vl_model" --chat --prompt x --image "$WORK/vl_config.json"
+expect_output "ovr_inspect: error: $WORK/vl_config.json" "bad image named"
+
 expect_status 2 "both --prompt and --prompt-ids" -- "$BIN/ovr_inspect" generate --model "$WORK/vocab_model" --prompt x --prompt-ids 1
 expect_status 2 "bad temperature" -- "$BIN/ovr_inspect" generate --model "$WORK/vocab_model" --prompt-ids 1 --temperature 0
 expect_status 2 "token id outside the vocabulary" -- "$BIN/ovr_inspect" generate --model "$FIX/qwen2_5_vl_tiny" --prompt-ids 1,600
