@@ -53,8 +53,17 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& c
     const at::Tensor index = torch::tensor(idx).to(x.device());
     const int64_t g = int64_t(starts.size());
     auto group = [&](const at::Tensor& t) { return t.index_select(0, index).view({g, len, heads, head_dim}).transpose(1, 2); };
-    at::Tensor probs = torch::softmax(torch::matmul(group(q), group(k).transpose(2, 3)) * scale, -1, at::kFloat).to(q.scalar_type());
-    at::Tensor o = torch::matmul(probs, group(v)).transpose(1, 2).reshape({g * len, heads, head_dim});
+    const at::Tensor qg = group(q), kt = group(k).transpose(2, 3), vg = group(v);
+    // Long segments (whole images in the full-attention blocks) go through in slices of queries,
+    // so the scores of one slice stay in cache instead of an [heads, N, N] matrix in memory.
+    const int64_t rows = std::max<int64_t>(1, (int64_t(1) << 22) / (g * heads * len));
+    std::vector<at::Tensor> parts;
+    for (int64_t r = 0; r < len; r += rows) {
+      const at::Tensor qs = qg.narrow(2, r, std::min(rows, len - r));
+      const at::Tensor probs = torch::softmax(torch::matmul(qs, kt) * scale, -1, at::kFloat).to(q.scalar_type());
+      parts.push_back(torch::matmul(probs, vg));
+    }
+    at::Tensor o = (parts.size() == 1 ? parts[0] : torch::cat(parts, 2)).transpose(1, 2).reshape({g * len, heads, head_dim});
     out.index_copy_(0, index, o);
   }
   return proj(out.reshape({n, heads * head_dim}));
