@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "io/tensor_store.h"
 #include "io/torch_bridge.h"
+#include "model/image_processor.h"
 #include "model/qwen2_5_vl.h"
 #include "rl/generation.h"
 
@@ -114,4 +115,39 @@ TEST(MultimodalErrors, ImageTokenCountMismatchNamesBothNumbers) {
     EXPECT_NE(std::string(e.what()).find("more images"), std::string::npos) << e.what();
   }
   EXPECT_THROW(f.m.visual->forward(f.ref("vision_pixel_values").narrow(0, 0, 10), f.ref("vision_grid_thw")), Error);
+}
+
+TEST(MultimodalParity, RealImagesThroughOurProcessorAndTowerMatchTransformers) {
+  // Two PNGs of different, non-square sizes in one prompt, processed by our image processor.
+  auto& f = fixture();
+  torch::NoGradGuard no_grad;
+  const model::ImageProcessor processor;
+  std::vector<at::Tensor> rows;
+  std::vector<int64_t> grids;
+  for (const char* name : {"pattern_56x84.png", "checker_noise_84x56.png"}) {
+    auto p = processor.process_file(std::string(OVR_TEST_FIXTURES) + "/image_processor/images/" + name);
+    rows.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
+    grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
+  }
+  const at::Tensor pix = torch::cat(rows), grid = torch::tensor(grids).view({-1, 3});
+  EXPECT_TRUE(torch::equal(grid, f.ref("real_grid_thw")));
+  EXPECT_LE((pix - f.ref("real_pixel_values")).abs().max().item<double>(), 1e-6) << "pixel_values";
+  EXPECT_LE(rel_err(f.m.visual->forward(pix, grid), f.ref("real_vision_features")), 1e-4);
+  const at::Tensor ids_t = f.ref("real_ids")[0];
+  const std::vector<int64_t> ids(ids_t.data_ptr<int64_t>(), ids_t.data_ptr<int64_t>() + ids_t.numel());
+  EXPECT_LE(rel_err(f.m.logits(ids, pix, grid), f.ref("real_logits")[0]), 1e-4);
+  const auto in = f.m.inputs(ids, pix, grid);
+  rl::GenerationRequest req;
+  req.prompt_ids = ids;
+  req.inputs_embeds = in.embeds;
+  req.positions = in.positions;
+  rl::EngineOptions o;
+  o.sampling.greedy = true;
+  o.max_new_tokens = 8;
+  o.eos_ids = {511};
+  const auto out = rl::GenerationEngine(f.m.lm, o).generate({req});
+  const at::Tensor want = f.ref("real_gen_output_ids")[0];
+  std::vector<int64_t> hf;
+  for (int64_t j = int64_t(ids.size()); j < want.size(0); ++j) hf.push_back(want[j].item<int64_t>());
+  EXPECT_EQ(out[0].tokens, hf);
 }
