@@ -32,6 +32,26 @@ Fixture& fixture() {
   return f;
 }
 
+// Greedy continuation of a prompt with images through the generation engine, and the tokens
+// transformers generated after the same prompt (the tail of `hf_output`).
+std::pair<std::vector<int64_t>, std::vector<int64_t>> greedy_with_images(Qwen2_5_VL& m, const std::vector<int64_t>& ids,
+                                                                          const at::Tensor& pix, const at::Tensor& grid,
+                                                                          const at::Tensor& hf_output) {
+  const auto in = m.inputs(ids, pix, grid);
+  rl::GenerationRequest req;
+  req.prompt_ids = ids;
+  req.inputs_embeds = in.embeds;
+  req.positions = in.positions;
+  rl::EngineOptions o;
+  o.sampling.greedy = true;
+  o.max_new_tokens = 8;
+  o.eos_ids = {511};
+  const auto out = rl::GenerationEngine(m.lm, o).generate({req});
+  std::vector<int64_t> hf;
+  for (int64_t j = int64_t(ids.size()); j < hf_output.size(0); ++j) hf.push_back(hf_output[j].item<int64_t>());
+  return {out[0].tokens, hf};
+}
+
 double rel_err(const at::Tensor& a, const at::Tensor& b) {
   const double e = (a - b).abs().max().item<double>() / b.abs().max().item<double>();
   std::printf("  relative error %.2e\n", e);
@@ -80,21 +100,9 @@ TEST(MultimodalParity, LogitsOfTextWithImagesMatchTransformers) {
 TEST(MultimodalParity, GreedyGenerationWithImagesMatchesTransformers) {
   auto& f = fixture();
   torch::NoGradGuard no_grad;
-  const auto ids = f.mm_ids();
-  const auto in = f.m.inputs(ids, f.ref("vision_pixel_values"), f.ref("vision_grid_thw"));
-  rl::GenerationRequest req;
-  req.prompt_ids = ids;
-  req.inputs_embeds = in.embeds;
-  req.positions = in.positions;
-  rl::EngineOptions o;
-  o.sampling.greedy = true;
-  o.max_new_tokens = 8;
-  o.eos_ids = {511};
-  const auto out = rl::GenerationEngine(f.m.lm, o).generate({req});
-  const at::Tensor want = f.ref("mm_gen_output_ids")[0];
-  std::vector<int64_t> hf;
-  for (int64_t j = int64_t(ids.size()); j < want.size(0); ++j) hf.push_back(want[j].item<int64_t>());
-  EXPECT_EQ(out[0].tokens, hf);
+  const auto [ours, hf] =
+      greedy_with_images(f.m, f.mm_ids(), f.ref("vision_pixel_values"), f.ref("vision_grid_thw"), f.ref("mm_gen_output_ids")[0]);
+  EXPECT_EQ(ours, hf);
 }
 
 TEST(MultimodalErrors, ImageTokenCountMismatchNamesBothNumbers) {
@@ -136,18 +144,6 @@ TEST(MultimodalParity, RealImagesThroughOurProcessorAndTowerMatchTransformers) {
   const at::Tensor ids_t = f.ref("real_ids")[0];
   const std::vector<int64_t> ids(ids_t.data_ptr<int64_t>(), ids_t.data_ptr<int64_t>() + ids_t.numel());
   EXPECT_LE(rel_err(f.m.logits(ids, pix, grid), f.ref("real_logits")[0]), 1e-4);
-  const auto in = f.m.inputs(ids, pix, grid);
-  rl::GenerationRequest req;
-  req.prompt_ids = ids;
-  req.inputs_embeds = in.embeds;
-  req.positions = in.positions;
-  rl::EngineOptions o;
-  o.sampling.greedy = true;
-  o.max_new_tokens = 8;
-  o.eos_ids = {511};
-  const auto out = rl::GenerationEngine(f.m.lm, o).generate({req});
-  const at::Tensor want = f.ref("real_gen_output_ids")[0];
-  std::vector<int64_t> hf;
-  for (int64_t j = int64_t(ids.size()); j < want.size(0); ++j) hf.push_back(want[j].item<int64_t>());
-  EXPECT_EQ(out[0].tokens, hf);
+  const auto [ours, hf] = greedy_with_images(f.m, ids, pix, grid, f.ref("real_gen_output_ids")[0]);
+  EXPECT_EQ(ours, hf);
 }
