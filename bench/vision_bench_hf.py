@@ -22,7 +22,7 @@ model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torc
 visual = model.model.visual
 best, tokens = float("inf"), 0
 with torch.no_grad():
-    for _ in range(2):
+    for _ in range(3):
         t0 = time.perf_counter()
         tokens = 0
         for f in files:
