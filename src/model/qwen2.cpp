@@ -72,19 +72,19 @@ at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const RotaryTables& 
   return o_proj(out);
 }
 
-Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c) {
-  gate_proj = register_module("gate_proj", nn::Linear(nn::LinearOptions(c.hidden_size, c.intermediate_size).bias(false)));
-  up_proj = register_module("up_proj", nn::Linear(nn::LinearOptions(c.hidden_size, c.intermediate_size).bias(false)));
-  down_proj = register_module("down_proj", nn::Linear(nn::LinearOptions(c.intermediate_size, c.hidden_size).bias(false)));
+SwiGLUImpl::SwiGLUImpl(int64_t hidden, int64_t intermediate, bool bias) {
+  gate_proj = register_module("gate_proj", nn::Linear(nn::LinearOptions(hidden, intermediate).bias(bias)));
+  up_proj = register_module("up_proj", nn::Linear(nn::LinearOptions(hidden, intermediate).bias(bias)));
+  down_proj = register_module("down_proj", nn::Linear(nn::LinearOptions(intermediate, hidden).bias(bias)));
 }
 
-at::Tensor Qwen2MLPImpl::forward(const at::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+at::Tensor SwiGLUImpl::forward(const at::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
 
 Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c) {
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   self_attn = register_module("self_attn", Qwen2Attention(c));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
-  mlp = register_module("mlp", Qwen2MLP(c));
+  mlp = register_module("mlp", SwiGLU(c.hidden_size, c.intermediate_size, /*bias=*/false));
 }
 
 at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask,

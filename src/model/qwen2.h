@@ -42,12 +42,13 @@ struct Qwen2AttentionImpl : torch::nn::Module {
 };
 TORCH_MODULE(Qwen2Attention);
 
-struct Qwen2MLPImpl : torch::nn::Module {
-  explicit Qwen2MLPImpl(const Qwen2Config& c);
-  at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
+// The SwiGLU MLP of both towers: down(silu(gate(x)) * up(x)); the vision tower's has biases.
+struct SwiGLUImpl : torch::nn::Module {
+  SwiGLUImpl(int64_t hidden, int64_t intermediate, bool bias);
+  at::Tensor forward(const at::Tensor& x);
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
-TORCH_MODULE(Qwen2MLP);
+TORCH_MODULE(SwiGLU);
 
 struct Qwen2DecoderLayerImpl : torch::nn::Module {
   explicit Qwen2DecoderLayerImpl(const Qwen2Config& c);
@@ -56,7 +57,7 @@ struct Qwen2DecoderLayerImpl : torch::nn::Module {
                      at::Tensor* new_v = nullptr);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Qwen2Attention self_attn{nullptr};
-  Qwen2MLP mlp{nullptr};
+  SwiGLU mlp{nullptr};
 };
 TORCH_MODULE(Qwen2DecoderLayer);
 

@@ -32,12 +32,13 @@ RotaryTables rotary_tables(const at::Tensor& positions, int64_t head_dim, double
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
-at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& t) {
+at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
-  at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  at::Tensor rotated = at::cat({-x2, x1}, -1);
-  at::Tensor cos = t.cos.unsqueeze(1), sin = t.sin.unsqueeze(1);  // [B, 1, S, D]
-  return x * cos + rotated * sin;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& t) {
+  return x * t.cos.unsqueeze(1) + rotate_half(x) * t.sin.unsqueeze(1);  // tables broadcast over heads
 }
 
 at::Tensor text_position_ids(const at::Tensor& attention_mask) {

@@ -17,6 +17,9 @@ struct RotaryTables {
 RotaryTables rotary_tables(const at::Tensor& positions, int64_t head_dim, double theta,
                            const std::vector<int64_t>& mrope_section, at::ScalarType dtype);
 
+// [-x2, x1] for x = [x1, x2] split in halves of the last dimension.
+at::Tensor rotate_half(const at::Tensor& x);
+
 // x: [B, heads, S, head_dim]; returns x * cos + rotate_half(x) * sin.
 at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& t);
 

@@ -35,9 +35,7 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& c
   at::Tensor all = qkv(x).view({n, 3, heads, head_dim}).permute({1, 0, 2, 3});  // [3, N, H, D]
   auto rotate = [&](const at::Tensor& t) {  // in fp32, as the reference does
     at::Tensor f = t.to(at::kFloat);
-    const int64_t half = head_dim / 2;
-    at::Tensor rotated = torch::cat({-f.narrow(-1, half, half), f.narrow(-1, 0, half)}, -1);
-    return (f * cos.unsqueeze(1) + rotated * sin.unsqueeze(1)).to(t.scalar_type());
+    return (f * cos.unsqueeze(1) + rotate_half(f) * sin.unsqueeze(1)).to(t.scalar_type());
   };
   at::Tensor q = rotate(all[0]), k = rotate(all[1]), v = all[2];
   at::Tensor out = torch::empty_like(q);
@@ -69,19 +67,11 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& c
   return proj(out.reshape({n, heads * head_dim}));
 }
 
-VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) {
-  gate_proj = register_module("gate_proj", nn::Linear(nn::LinearOptions(c.hidden_size, c.intermediate_size).bias(true)));
-  up_proj = register_module("up_proj", nn::Linear(nn::LinearOptions(c.hidden_size, c.intermediate_size).bias(true)));
-  down_proj = register_module("down_proj", nn::Linear(nn::LinearOptions(c.intermediate_size, c.hidden_size).bias(true)));
-}
-
-at::Tensor VisionMLPImpl::forward(const at::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
-
 VisionBlockImpl::VisionBlockImpl(const VisionConfig& c) {
   norm1 = register_module("norm1", RMSNorm(c.hidden_size, c.rms_norm_eps));
   norm2 = register_module("norm2", RMSNorm(c.hidden_size, c.rms_norm_eps));
   attn = register_module("attn", VisionAttention(c));
-  mlp = register_module("mlp", VisionMLP(c));
+  mlp = register_module("mlp", SwiGLU(c.hidden_size, c.intermediate_size, /*bias=*/true));
 }
 
 at::Tensor VisionBlockImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,

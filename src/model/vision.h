@@ -39,19 +39,12 @@ struct VisionAttentionImpl : torch::nn::Module {
 };
 TORCH_MODULE(VisionAttention);
 
-struct VisionMLPImpl : torch::nn::Module {
-  explicit VisionMLPImpl(const VisionConfig& c);
-  at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x)), with biases
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
-};
-TORCH_MODULE(VisionMLP);
-
 struct VisionBlockImpl : torch::nn::Module {
   explicit VisionBlockImpl(const VisionConfig& c);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const Segments& segments);
   RMSNorm norm1{nullptr}, norm2{nullptr};
   VisionAttention attn{nullptr};
-  VisionMLP mlp{nullptr};
+  SwiGLU mlp{nullptr};  // with biases
 };
 TORCH_MODULE(VisionBlock);
 
