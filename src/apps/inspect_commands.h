@@ -8,5 +8,6 @@ int inspect_checkpoint(int argc, char** argv);  // inspect_checkpoint.cpp
 int inspect_tokenize(int argc, char** argv);    // inspect_tokenize.cpp
 int inspect_generate(int argc, char** argv);    // inspect_generate.cpp
 int inspect_image(int argc, char** argv);       // inspect_image.cpp
+int inspect_reward(int argc, char** argv);      // inspect_reward.cpp
 
 }  // namespace ovr::apps

@@ -4,6 +4,7 @@
 //   tokenize          JSONL on stdin -> JSONL on stdout: {"text"} -> {"ids"}, or back with --decode
 //   generate          generate from a checkpoint: ids, text, log-probs and finish reason as JSON
 //   image             Qwen2.5-VL image processor: resized size, grid_thw, image tokens (JSON lines)
+//   reward            JSONL on stdin -> JSONL on stdout: {"response", "answer"} -> {"reward", "extracted", "reason"}
 #include <cstdio>
 #include <map>
 #include <string>
@@ -21,6 +22,7 @@ const std::map<std::string, int (*)(int, char**)> kCommands = {
     {"tokenize", apps::inspect_tokenize},
     {"generate", apps::inspect_generate},
     {"image", apps::inspect_image},
+    {"reward", apps::inspect_reward},
 };
 
 int inspect_main(int argc, char** argv) {

@@ -284,19 +284,31 @@ bool combine_segments(std::vector<Segment> segs, int64_t rows, uint64_t row_size
   return true;
 }
 
-// Every rank's (begin, end, crc) for a list of datasets, gathered on all ranks.
-std::vector<std::vector<Segment>> allgather_segments(MPI_Comm comm, int size, const std::vector<Segment>& mine) {
+// Every rank's segments (begin, end, crc) of a list of datasets, gathered on all ranks: result[d]
+// holds the segments of dataset d from all ranks. A rank may have any number per dataset.
+std::vector<std::vector<Segment>> allgather_segments(MPI_Comm comm, int size, const std::vector<std::vector<Segment>>& mine) {
   std::vector<int64_t> send;
-  for (const auto& s : mine) send.insert(send.end(), {s.begin, s.end, int64_t(s.crc)});
-  std::vector<int64_t> recv(send.size() * size_t(size));
-  OVR_MPI_CHECK(MPI_Allgather(send.data(), int(send.size()), MPI_INT64_T, recv.data(), int(send.size()), MPI_INT64_T, comm));
+  for (size_t d = 0; d < mine.size(); ++d)
+    for (const auto& s : mine[d]) send.insert(send.end(), {int64_t(d), s.begin, s.end, int64_t(s.crc)});
+  int n = int(send.size());
+  std::vector<int> counts(static_cast<size_t>(size)), displs(static_cast<size_t>(size));
+  OVR_MPI_CHECK(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm));
+  int total = 0;
+  for (int r = 0; r < size; ++r) displs[size_t(r)] = total, total += counts[size_t(r)];
+  std::vector<int64_t> recv(static_cast<size_t>(total));
+  OVR_MPI_CHECK(MPI_Allgatherv(send.data(), n, MPI_INT64_T, recv.data(), counts.data(), displs.data(), MPI_INT64_T, comm));
   std::vector<std::vector<Segment>> per_dataset(mine.size());
-  for (int r = 0; r < size; ++r)
-    for (size_t d = 0; d < mine.size(); ++d) {
-      const int64_t* v = &recv[(size_t(r) * mine.size() + d) * 3];
-      per_dataset[d].push_back(Segment{v[0], v[1], uint32_t(v[2])});
-    }
+  for (size_t i = 0; i + 3 < recv.size(); i += 4) per_dataset[size_t(recv[i])].push_back(Segment{recv[i + 1], recv[i + 2], uint32_t(recv[i + 3])});
   return per_dataset;
+}
+
+// Adds rows [row_begin, row_begin + row_count) to a rank's segments of one dataset: they continue
+// the last segment or, with allow_gap (sharded writes), start a new one further on.
+void add_rows(std::vector<Segment>& segs, int64_t row_begin, int64_t row_count, const void* data, uint64_t bytes,
+              bool allow_gap, const std::string& what) {
+  if (row_count == 0) return;
+  if (segs.empty() || (allow_gap && row_begin > segs.back().end)) segs.push_back(Segment{});
+  segs.back().extend(row_begin, row_count, data, bytes, what);
 }
 
 // Runs `fn` on rank 0 and rethrows its error on every rank, so all ranks leave together.
@@ -351,7 +363,7 @@ struct CheckpointWriter::Impl {
     std::string path;
     TensorInfo info;
     Handle id, type;
-    Segment written;
+    std::vector<Segment> written;  // by this rank
   };
   std::vector<Dataset> datasets;
   std::map<std::string, size_t> index;
@@ -440,7 +452,7 @@ void CheckpointWriter::write_rows(const std::string& dataset, int64_t row_begin,
   auto& d = m.find(dataset);
   check_rows(m.tmp_path, d.info, row_begin, row_count);
   const uint64_t rb = row_bytes(d.info);
-  d.written.extend(row_begin, row_count, src, uint64_t(row_count) * rb, m.tmp_path + ": " + dataset);
+  add_rows(d.written, row_begin, row_count, src, uint64_t(row_count) * rb, false, m.tmp_path + ": " + dataset);
   const int64_t step = std::max<int64_t>(1, int64_t(kMaxTransferBytes / std::max<uint64_t>(rb, 1)));
   for (int64_t r = 0; r < row_count; r += step) {
     const int64_t n = std::min(step, row_count - r);
@@ -453,7 +465,7 @@ void CheckpointWriter::write_shard(const std::string& dataset, int64_t offset, i
   auto& d = m.find(dataset);
   check_shard(m.tmp_path, d.info, offset, count);
   const uint64_t es = dtype_size(d.info.dtype);
-  if (count > 0) d.written.extend(offset, count, src, uint64_t(count) * es, m.tmp_path + ": " + dataset);
+  add_rows(d.written, offset, count, src, uint64_t(count) * es, true, m.tmp_path + ": " + dataset);
   Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
   if (m.size > 1) h5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", 0);
   for_each_collective_piece(m.comm, count, es, [&](int64_t b, int64_t n) {
@@ -463,7 +475,7 @@ void CheckpointWriter::write_shard(const std::string& dataset, int64_t offset, i
 
 void CheckpointWriter::commit(bool update_latest) {
   auto& m = *impl_;
-  std::vector<Segment> mine;
+  std::vector<std::vector<Segment>> mine;
   for (const auto& d : m.datasets) mine.push_back(d.written);
   auto all = allgather_segments(m.comm, m.size, mine);
   for (size_t i = 0; i < m.datasets.size(); ++i) {
@@ -674,17 +686,28 @@ void CheckpointReader::read(const std::string& dataset, void* dst) {
 }
 
 void CheckpointReader::read_shard(const std::string& dataset, int64_t offset, int64_t count, void* dst) {
+  read_shards(dataset, {{offset, count}}, dst);
+}
+
+void CheckpointReader::read_shards(const std::string& dataset, const std::vector<std::pair<int64_t, int64_t>>& ranges,
+                                   void* dst) {
   auto& m = *impl_;
   auto& c = m.lookup(dataset);
-  check_shard(m.path, c.info, offset, count);
   const uint64_t es = dtype_size(c.info.dtype);
   Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
   if (m.size > 1) h5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", 0);
-  for_each_collective_piece(m.comm, count, es, [&](int64_t b, int64_t n) {
-    m.read_piece(c, offset + b, n, static_cast<char*>(dst) + uint64_t(b) * es, dxpl);
-  });
-  Segment mine;
-  if (count > 0) mine.extend(offset, count, dst, uint64_t(count) * es, m.path);
+  std::vector<Segment> mine;
+  char* out = static_cast<char*>(dst);
+  for (const auto& [offset, count] : ranges) {
+    check_shard(m.path, c.info, offset, count);
+    for_each_collective_piece(m.comm, count, es, [&](int64_t b, int64_t n) {
+      m.read_piece(c, offset + b, n, out + uint64_t(b) * es, dxpl);
+    });
+    if (!mine.empty() && count > 0 && offset < mine.back().end)
+      throw Error(m.path + ": " + dataset + ": shard ranges must come in increasing order");
+    add_rows(mine, offset, count, out, uint64_t(count) * es, true, m.path);
+    out += uint64_t(count) * es;
+  }
   auto all = allgather_segments(m.comm, m.size, {mine});
   uint32_t crc = 0;
   std::string gap;

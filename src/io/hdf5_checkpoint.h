@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/dtype.h"
@@ -57,7 +58,8 @@ class CheckpointWriter {
   // in increasing order over successive calls.
   void write_rows(const std::string& dataset, int64_t row_begin, int64_t row_count, const void* src);
   // Collective: each rank writes elements [offset, offset+count) of a 1-D dataset (count may be
-  // 0); over all calls, the ranks' ranges tile the dataset.
+  // 0); over all calls, the ranks' ranges tile the dataset. A rank's successive ranges go up but
+  // need not be contiguous (ZeRO slices of several buckets).
   void write_shard(const std::string& dataset, int64_t offset, int64_t count, const void* src);
   // Collective: checks that every dataset was written completely, stores the checksums, closes,
   // fsyncs and renames to `path`; then, if update_latest, points "<dir>/latest" at it.
@@ -97,6 +99,9 @@ class CheckpointReader {
   // Collective: each rank reads elements [offset, offset+count) of a 1-D dataset; the ranks'
   // ranges must tile the dataset, and the combined CRC is checked on every rank.
   void read_shard(const std::string& dataset, int64_t offset, int64_t count, void* dst);
+  // The same for several increasing ranges per rank (every rank passes as many), stored one after
+  // another in dst; the ranges of all ranks together must tile the dataset.
+  void read_shards(const std::string& dataset, const std::vector<std::pair<int64_t, int64_t>>& ranges, void* dst);
 
  private:
   struct Impl;

@@ -183,6 +183,24 @@ std::vector<ChatMessage> chat_messages_from_json(const nlohmann::json& messages)
   return out;
 }
 
+std::vector<std::string> chat_image_sources(const nlohmann::json& messages) {
+  std::vector<std::string> out;
+  for (const auto& j : messages) {
+    if (!j["content"].is_array()) continue;
+    for (const auto& item : j["content"]) {
+      const std::string type = item.value("type", std::string());
+      if (type != "image" && type != "image_url" && !item.contains("image") && !item.contains("image_url")) continue;
+      std::string src;
+      if (item.contains("image") && item["image"].is_string()) src = item["image"].get<std::string>();
+      else if (item.contains("image_url") && item["image_url"].is_string()) src = item["image_url"].get<std::string>();
+      else if (item.contains("image_url") && item["image_url"].is_object() && item["image_url"].value("url", nlohmann::json()).is_string())
+        src = item["image_url"]["url"].get<std::string>();
+      out.push_back(src);
+    }
+  }
+  return out;
+}
+
 int64_t image_pad_count(int64_t grid_t, int64_t grid_h, int64_t grid_w, int64_t merge_size) {
   const int64_t patches = grid_t * grid_h * grid_w, per_token = merge_size * merge_size;
   if (grid_t < 1 || grid_h < 1 || grid_w < 1 || merge_size < 1 || grid_h % merge_size || grid_w % merge_size)

@@ -81,6 +81,10 @@ std::string render_chat(const std::vector<ChatMessage>& messages, const std::vec
 // for anything else (videos included: they are not supported).
 std::vector<ChatMessage> chat_messages_from_json(const nlohmann::json& messages);
 
+// The image references of messages that chat_messages_from_json accepted, in order: the string of an item's "image" key, or
+// of "image_url" (a string or {"url": ...}). "" for an image item that names none.
+std::vector<std::string> chat_image_sources(const nlohmann::json& messages);
+
 // <|image_pad|> tokens of one image: its patch grid (from the image processor) divided by the
 // spatial merge (2 x 2 patches per vision token in Qwen2.5-VL).
 int64_t image_pad_count(int64_t grid_t, int64_t grid_h, int64_t grid_w, int64_t merge_size = 2);

@@ -101,6 +101,35 @@ Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c) {
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
+namespace {
+
+// One decoder layer under activation checkpointing: forward without saving activations, and in
+// backward recompute the layer with autograd on and backpropagate through it; its parameters'
+// gradients accumulate as usual, the input's gradient is returned.
+struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, Qwen2DecoderLayerImpl* layer,
+                            const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask) {
+    ctx->save_for_backward({x, cos, sin, mask});
+    ctx->saved_data["layer"] = int64_t(reinterpret_cast<intptr_t>(layer));
+    return layer->forward(x, RotaryTables{cos, sin}, mask);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<Qwen2DecoderLayerImpl*>(intptr_t(ctx->saved_data["layer"].toInt()));
+    at::Tensor x = saved[0].detach().requires_grad_(true);
+    at::Tensor out;
+    {
+      torch::AutoGradMode grad_on(true);
+      out = layer->forward(x, RotaryTables{saved[1], saved[2]}, saved[3]);
+    }
+    torch::autograd::backward({out}, {grad_out[0]});
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
 Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const Qwen2Config& c) : config(c) {
   model = register_module("model", Qwen2Model(c));
   if (!c.tie_word_embeddings)
@@ -121,6 +150,8 @@ at::Tensor Qwen2ForCausalLMImpl::hidden_states(const at::Tensor& inputs_embeds, 
       cache->past(i, &pk, &pv);
       h = layer->forward(h, rope, mask, pk, pv, &k, &v);
       cache->update(i, k, v);
+    } else if (checkpoint_activations && is_training() && torch::GradMode::is_enabled()) {
+      h = CheckpointedLayer::apply(h, layer, rope.cos, rope.sin, mask);
     } else {
       h = layer->forward(h, rope, mask);
     }

@@ -108,6 +108,10 @@ struct Qwen2ForCausalLMImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask);
 
   Qwen2Config config;
+  // Training on long sequences: keep only each layer's input during the forward pass and run the
+  // layer again during backward (reentrant, as torch.utils.checkpoint). Same gradients, less
+  // activation memory, about one more forward pass of compute.
+  bool checkpoint_activations = false;
   Qwen2Model model{nullptr};
   torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
 };

@@ -1,0 +1,66 @@
+// ovr_inspect reward: score JSONL responses against reference answers with the verifiable reward.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "apps/inspect_commands.h"
+#include "common/config.h"
+#include "common/error.h"
+#include "common/mpi_runtime.h"
+#include "rl/reward.h"
+
+namespace ovr::apps {
+
+int inspect_reward(int argc, char** argv) {
+  Config cfg("ovr_inspect reward", "ovr_inspect reward [--answer-tag] [--rel-tol X] < in.jsonl > out.jsonl",
+             "Scores JSONL from stdin, one object per line: {\"response\": ..., \"answer\": ...} becomes\n"
+             "{\"reward\": 1|0, \"extracted\": ..., \"reason\": ...}, with reason one of correct, wrong, no_answer,\n"
+             "truncated, too_long. A line with \"truncated\": true or \"finish_reason\": \"length\" scores 0 (the\n"
+             "answer is still extracted). Other fields are ignored. A line that is not such an object ends the\n"
+             "run with exit status 1 and an error naming the line number.");
+  cfg.options().add_options()
+      ("answer-tag", po::bool_switch()->default_value(false), "look for the answer only inside the last <answer>...</answer>")
+      ("rel-tol", po::value<double>()->default_value(1e-4), "relative tolerance for numeric answers (absolute at 0)");
+  if (!cfg.parse(argc, argv)) return kExitOk;
+  if (world_rank() != 0) return kExitOk;  // stdin reaches rank 0 only
+  rl::RewardOptions opt;
+  opt.extract.require_answer_tag = cfg.get<bool>("answer-tag");
+  opt.equiv.rel_tol = cfg.get<double>("rel-tol");
+  if (!(opt.equiv.rel_tol >= 0)) throw ConfigError("--rel-tol must be >= 0");
+  std::string line;
+  for (long n = 1; std::getline(std::cin, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
+    const std::string where = "stdin line " + std::to_string(n);
+    nlohmann::json in;
+    nlohmann::ordered_json out;  // keys in the documented order
+    try {
+      in = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(where + ": not valid JSON (" + e.what() + ")");
+    }
+    if (!in.is_object() || !in.contains("response") || !in["response"].is_string() || !in.contains("answer") ||
+        !in["answer"].is_string())
+      throw Error(where + ": expected {\"response\": string, \"answer\": string}");
+    bool truncated = false;
+    if (in.contains("truncated")) {
+      if (!in["truncated"].is_boolean()) throw Error(where + ": \"truncated\" must be true or false");
+      truncated = in["truncated"].get<bool>();
+    }
+    if (in.contains("finish_reason")) {
+      if (!in["finish_reason"].is_string()) throw Error(where + ": \"finish_reason\" must be a string");
+      truncated = truncated || in["finish_reason"].get<std::string>() == "length";
+    }
+    const rl::RewardResult r =
+        rl::score_response(in["response"].get<std::string>(), in["answer"].get<std::string>(), truncated, opt);
+    out["reward"] = r.reward;
+    out["extracted"] = r.extracted;
+    out["reason"] = r.reason;
+    const std::string text = out.dump() + "\n";
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);  // one line out per line in, for interactive use
+  }
+  if (std::cin.bad()) throw Error("stdin: read error");
+  return kExitOk;
+}
+
+}  // namespace ovr::apps

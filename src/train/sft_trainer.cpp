@@ -1,0 +1,441 @@
+#include "train/sft_trainer.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/mpi_runtime.h"
+#include "common/signals.h"
+#include "dist/zero_optimizer.h"
+#include "io/fs.h"
+#include "io/model_copy.h"
+#include "io/torch_bridge.h"
+#include "model/weights.h"
+#include "train/lr_schedule.h"
+#include "train/sft_batch.h"
+
+namespace ovr::train {
+
+void add_sft_options(Config& cfg) {
+  cfg.options().add_options()
+      ("init", po::value<std::string>()->required(), "the model to start from: a Hugging Face directory, .safetensors or an ovr checkpoint")
+      ("data", po::value<std::vector<std::string>>()->required()->multitoken(), "training JSONL file(s) of {\"messages\": [...]}")
+      ("output,o", po::value<std::string>()->required(), "checkpoint directory (step_N.h5, latest, metrics.jsonl); a run resumes from its latest")
+      ("tokenizer", po::value<std::string>()->default_value(""), "tokenizer.json or a directory holding one (default: the --init directory)")
+      ("preprocessor", po::value<std::string>()->default_value(""), "preprocessor_config.json for image rows (default: the --init directory's, else Qwen2.5-VL's defaults)")
+      ("seq-len", po::value<int64_t>()->default_value(4096), "tokens per packed row (and the longest document)")
+      ("no-packing", po::bool_switch()->default_value(false), "one document per row (padded) instead of packed rows")
+      ("overlong", po::value<std::string>()->default_value("truncate"), "documents over --seq-len: truncate or drop (rows with images are always dropped)")
+      ("skip-bad-rows", po::bool_switch()->default_value(false), "skip and count malformed JSONL rows instead of stopping at the first")
+      ("epochs", po::value<int64_t>()->default_value(1), "passes over the data")
+      ("global-batch", po::value<int64_t>()->default_value(8), "rows per optimizer step (= micro-batch x accumulation x ranks)")
+      ("global-batch-tokens", po::value<int64_t>()->default_value(0), "instead of --global-batch: tokens per step, a multiple of --seq-len")
+      ("micro-batch", po::value<int64_t>()->default_value(1), "rows per forward/backward pass")
+      ("lr", po::value<double>()->default_value(1e-5), "peak learning rate")
+      ("lr-schedule", po::value<std::string>()->default_value("cosine"), "after warm-up: cosine, linear or constant")
+      ("warmup-steps", po::value<int64_t>()->default_value(0), "linear warm-up steps")
+      ("warmup-ratio", po::value<double>()->default_value(0.0), "warm-up as a fraction of all steps (when --warmup-steps is 0)")
+      ("min-lr-ratio", po::value<double>()->default_value(0.0), "floor of the decay, as a fraction of --lr")
+      ("adam-beta1", po::value<double>()->default_value(0.9), "AdamW beta1")
+      ("adam-beta2", po::value<double>()->default_value(0.999), "AdamW beta2")
+      ("adam-eps", po::value<double>()->default_value(1e-8), "AdamW epsilon")
+      ("weight-decay", po::value<double>()->default_value(0.0), "AdamW weight decay (matrices and embeddings only, as Hugging Face's Trainer)")
+      ("max-grad-norm", po::value<double>()->default_value(1.0), "clip the global gradient norm (0: no clipping)")
+      ("train", po::value<std::string>()->default_value("llm"), "modules to train, comma-separated: llm, vision, merger, all (the rest is frozen)")
+      ("zero-stage", po::value<int>()->default_value(2), "ZeRO stage: 1 (optimizer state sharded) or 2 (and gradients)")
+      ("bucket-mb", po::value<double>()->default_value(128), "communication bucket size, MiB of fp32")
+      ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda or auto (cuda when available; rank i uses local GPU i)")
+      ("comm", po::value<std::string>()->default_value("auto"), "gradient communication: mpi, nccl or auto (nccl on cuda)")
+      ("checkpoint-activations", po::bool_switch()->default_value(false), "recompute each layer in backward (long sequences)")
+      ("save-every", po::value<int64_t>()->default_value(500), "checkpoint every N steps (0: only at the end and on a stop signal)")
+      ("keep-last", po::value<int64_t>()->default_value(0), "delete older step checkpoints, keeping the last N (0: keep all)")
+      ("save-dtype", po::value<std::string>()->default_value("F32"), "dtype of the model tensors in checkpoints: F32 or BF16 (the optimizer state is always fp32)")
+      ("seed", po::value<uint64_t>()->default_value(0), "data shuffling seed")
+      ("log-every", po::value<int64_t>()->default_value(1), "progress line every N steps")
+      ("no-resume", po::bool_switch()->default_value(false), "refuse to start when --output already has a checkpoint")
+      ("stop-after-steps", po::value<int64_t>()->default_value(0), "end this invocation after N steps as if stopped by a signal (checkpoint, exit 75): fixed-length allocations, tests");
+}
+
+namespace {
+
+struct Settings {
+  std::string init, output, tokenizer, preprocessor, overlong, schedule, train, device, comm, save_dtype;
+  std::vector<std::string> data;
+  int64_t seq_len, epochs, global_batch, micro_batch, warmup_steps, save_every, keep_last, log_every, stop_after;
+  double lr, warmup_ratio, min_lr_ratio, max_grad_norm, bucket_mb;
+  dist::AdamWOptions adam;
+  int zero_stage;
+  uint64_t seed;
+  bool packing, skip_bad_rows, checkpoint_activations, no_resume;
+};
+
+Settings read_settings(const Config& cfg) {
+  Settings s;
+  s.init = cfg.get<std::string>("init");
+  s.data = cfg.get<std::vector<std::string>>("data");
+  s.output = cfg.get<std::string>("output");
+  s.tokenizer = cfg.get<std::string>("tokenizer");
+  s.preprocessor = cfg.get<std::string>("preprocessor");
+  s.seq_len = cfg.get<int64_t>("seq-len");
+  s.packing = !cfg.get<bool>("no-packing");
+  s.overlong = cfg.get<std::string>("overlong");
+  s.skip_bad_rows = cfg.get<bool>("skip-bad-rows");
+  s.epochs = cfg.get<int64_t>("epochs");
+  s.global_batch = cfg.get<int64_t>("global-batch");
+  s.micro_batch = cfg.get<int64_t>("micro-batch");
+  s.lr = cfg.get<double>("lr");
+  s.schedule = cfg.get<std::string>("lr-schedule");
+  s.warmup_steps = cfg.get<int64_t>("warmup-steps");
+  s.warmup_ratio = cfg.get<double>("warmup-ratio");
+  s.min_lr_ratio = cfg.get<double>("min-lr-ratio");
+  s.adam = {cfg.get<double>("adam-beta1"), cfg.get<double>("adam-beta2"), cfg.get<double>("adam-eps"),
+            cfg.get<double>("weight-decay")};
+  s.max_grad_norm = cfg.get<double>("max-grad-norm");
+  s.train = cfg.get<std::string>("train");
+  s.zero_stage = cfg.get<int>("zero-stage");
+  s.bucket_mb = cfg.get<double>("bucket-mb");
+  s.device = cfg.get<std::string>("device");
+  s.comm = cfg.get<std::string>("comm");
+  s.checkpoint_activations = cfg.get<bool>("checkpoint-activations");
+  s.save_every = cfg.get<int64_t>("save-every");
+  s.keep_last = cfg.get<int64_t>("keep-last");
+  s.save_dtype = cfg.get<std::string>("save-dtype");
+  s.seed = cfg.get<uint64_t>("seed");
+  s.log_every = cfg.get<int64_t>("log-every");
+  s.no_resume = cfg.get<bool>("no-resume");
+  s.stop_after = cfg.get<int64_t>("stop-after-steps");
+
+  const int ranks = world_size();
+  if (s.seq_len < 2) throw ConfigError("--seq-len: must be at least 2");
+  if (s.epochs < 1) throw ConfigError("--epochs: must be at least 1");
+  if (s.micro_batch < 1) throw ConfigError("--micro-batch: must be at least 1");
+  const int64_t tokens = cfg.get<int64_t>("global-batch-tokens");
+  if (tokens < 0) throw ConfigError("--global-batch-tokens: must be >= 0");
+  if (tokens > 0) {
+    if (tokens % s.seq_len) throw ConfigError("--global-batch-tokens " + std::to_string(tokens) + " is not a multiple of --seq-len " + std::to_string(s.seq_len));
+    s.global_batch = tokens / s.seq_len;
+  }
+  if (s.global_batch < 1) throw ConfigError("--global-batch: must be at least 1");
+  if (s.global_batch % (s.micro_batch * ranks))
+    throw ConfigError("--global-batch " + std::to_string(s.global_batch) + " is not a multiple of --micro-batch " +
+                      std::to_string(s.micro_batch) + " x " + std::to_string(ranks) + " ranks");
+  if (s.warmup_ratio < 0 || s.warmup_ratio >= 1) throw ConfigError("--warmup-ratio: must be in [0, 1)");
+  if (s.max_grad_norm < 0) throw ConfigError("--max-grad-norm: must be >= 0");
+  if (!(s.bucket_mb > 0)) throw ConfigError("--bucket-mb: must be positive");
+  if (s.adam.beta1 < 0 || s.adam.beta1 >= 1 || s.adam.beta2 < 0 || s.adam.beta2 >= 1)
+    throw ConfigError("--adam-beta1/--adam-beta2: must be in [0, 1)");
+  if (!(s.adam.eps > 0)) throw ConfigError("--adam-eps: must be positive");
+  if (s.adam.weight_decay < 0) throw ConfigError("--weight-decay: must be >= 0");
+  if (s.save_every < 0 || s.keep_last < 0 || s.stop_after < 0) throw ConfigError("--save-every/--keep-last/--stop-after-steps: must be >= 0");
+  if (s.log_every < 1) throw ConfigError("--log-every: must be at least 1");
+  if (s.save_dtype != "F32" && s.save_dtype != "BF16") throw ConfigError("--save-dtype: expected F32 or BF16, got '" + s.save_dtype + "'");
+  if (s.device != "auto" && s.device != "cpu" && s.device != "cuda") throw ConfigError("--device: expected cpu, cuda or auto, got '" + s.device + "'");
+  if (s.comm != "auto" && s.comm != "mpi" && s.comm != "nccl") throw ConfigError("--comm: expected mpi, nccl or auto, got '" + s.comm + "'");
+  LrSchedule probe{s.schedule, s.lr, 0, 1, s.min_lr_ratio};
+  probe.validate();
+  return s;
+}
+
+// Which parameters --train selects, by published name.
+bool trained(const std::string& name, const std::string& modules) {
+  bool on = false;
+  size_t start = 0;
+  while (start <= modules.size()) {
+    const size_t end = std::min(modules.find(',', start), modules.size());
+    const std::string m = modules.substr(start, end - start);
+    if (m == "all") on = true;
+    else if (m == "llm") on |= name.rfind("model.", 0) == 0 || name.rfind("lm_head.", 0) == 0;
+    else if (m == "vision") on |= name.rfind("visual.", 0) == 0 && name.rfind("visual.merger.", 0) != 0;
+    else if (m == "merger") on |= name.rfind("visual.merger.", 0) == 0;
+    else throw ConfigError("--train: expected llm, vision, merger or all (comma-separated), got '" + m + "'");
+    start = end + 1;
+  }
+  return on;
+}
+
+int local_rank() {
+  MPI_Comm node;
+  OVR_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  int r = 0;
+  MPI_Comm_rank(node, &r);
+  MPI_Comm_free(&node);
+  return r;
+}
+
+// bf16 autocast on CUDA (the API was renamed in LibTorch 2.4).
+void set_cuda_autocast(bool on) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, on);
+  if (on) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+  at::autocast::set_enabled(on);
+  if (on) at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+  if (!on) at::autocast::clear_cache();
+}
+
+std::string duration(double seconds) {
+  const long s = long(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  return buf;
+}
+
+// What a checkpoint's data cursor means: resuming under other settings would silently train on
+// other rows, so they must match.
+nlohmann::json plan_identity(const Settings& s, const SftDataset& data) {
+  return {{"data_fingerprint", data.fingerprint}, {"documents", data.docs.size()}, {"seed", s.seed},
+          {"seq_len", s.seq_len}, {"packing", s.packing}, {"global_batch", s.global_batch}, {"epochs", s.epochs}};
+}
+
+struct NamedParam {
+  std::string name;  // published
+  at::Tensor tensor;
+};
+
+std::vector<NamedParam> all_parameters(model::Qwen2_5_VL& m) {
+  std::vector<NamedParam> out;
+  for (const auto& p : m.lm->named_parameters()) out.push_back({model::published_name(p.key()), p.value()});
+  if (m.visual)
+    for (const auto& p : m.visual->named_parameters()) out.push_back({"visual." + p.key(), p.value()});
+  return out;
+}
+
+int64_t read_scalar(io::CheckpointReader& r, const std::string& name) {
+  int64_t v = 0;
+  r.read(name, &v);
+  return v;
+}
+
+}  // namespace
+
+int run_sft(const Config& cfg) {
+  const Settings s = read_settings(cfg);
+  const int rank = world_rank(), ranks = world_size();
+  install_stop_signals();
+
+  // ---- device and communicator ----
+  const bool cuda = s.device == "cuda" || (s.device == "auto" && torch::cuda::is_available());
+  if (cuda && !torch::cuda::is_available()) throw ConfigError("--device cuda: this LibTorch build or machine has no CUDA device");
+  const at::Device device = cuda ? at::Device(at::kCUDA, int(local_rank() % torch::cuda::device_count())) : at::Device(at::kCPU);
+  const std::string comm_kind = s.comm == "auto" ? (cuda ? "nccl" : "mpi") : s.comm;
+  if (comm_kind == "nccl" && !cuda) throw ConfigError("--comm nccl needs --device cuda");
+  if (comm_kind == "mpi" && cuda) throw ConfigError("--comm mpi works on host memory: use --device cpu, or --comm nccl on GPUs");
+  std::unique_ptr<dist::Communicator> comm = comm_kind == "nccl"
+                                                 ? dist::make_nccl_communicator(MPI_COMM_WORLD, device.index())
+                                                 : dist::make_mpi_communicator(MPI_COMM_WORLD);
+
+  // ---- model, tokenizer, data ----
+  model::Qwen2_5_VL m = model::load_qwen2_5_vl(s.init);
+  const std::string model_config = io::open_model_source(s.init)->model_config();
+  m.lm->checkpoint_activations = s.checkpoint_activations;
+  const std::string tok_path = !s.tokenizer.empty() ? s.tokenizer : s.init;
+  if (s.tokenizer.empty() && !io::path_exists(io::join_path(s.init, "tokenizer.json")))
+    throw ConfigError("--tokenizer: required (" + s.init + " is not a directory holding tokenizer.json)");
+  const model::Tokenizer tok(tok_path);
+  std::optional<model::ImageProcessor> processor;
+  if (m.visual) {
+    std::string pre = s.preprocessor;
+    if (pre.empty() && io::path_exists(io::join_path(s.init, "preprocessor_config.json"))) pre = s.init;
+    processor.emplace(pre.empty() ? model::ImageProcessorOptions{} : model::ImageProcessorOptions::from_json_file(pre));
+  }
+  SftDataOptions data_opt;
+  data_opt.seq_len = s.seq_len;
+  data_opt.overlong = s.overlong;
+  data_opt.skip_bad_rows = s.skip_bad_rows;
+  const SftDataset data = load_sft_jsonl(s.data, tok, processor ? &*processor : nullptr, data_opt);
+  const TrainingPlan plan = plan_training(data, s.epochs, s.seed, s.seq_len, s.packing, s.global_batch);
+  if (plan.total_steps == 0)
+    throw ConfigError("--global-batch " + std::to_string(s.global_batch) + " is more rows than an epoch has (" +
+                      std::to_string(plan.epochs[0].size()) + ")");
+  log::info("data: %zu documents (%lld malformed rows skipped, %lld truncated, %lld dropped over --seq-len, %lld without "
+            "targets); %lld steps of %lld rows over %lld epoch(s); %lld rows left out at epoch ends",
+            data.docs.size(), (long long)data.bad_rows, (long long)data.truncated, (long long)data.dropped_overlong,
+            (long long)data.dropped_no_loss, (long long)plan.total_steps, (long long)s.global_batch, (long long)s.epochs,
+            (long long)plan.rows_left_out);
+
+  // ---- trainable parameters and the optimizer ----
+  m.lm->to(device);
+  if (m.visual) m.visual->to(device);
+  std::vector<dist::ZeroParam> trainable;
+  const std::vector<NamedParam> params = all_parameters(m);
+  for (const NamedParam& p : params) {
+    const bool on = trained(p.name, s.train);
+    p.tensor.requires_grad_(on);
+    if (on) trainable.push_back({p.name, p.tensor, p.tensor.dim() >= 2});
+  }
+  if (trainable.empty()) throw ConfigError("--train " + s.train + ": selects no parameter of this model");
+  const bool train_vision = m.visual && (trained("visual.blocks.0", s.train) || trained("visual.merger.x", s.train));
+  m.lm->train();
+  if (m.visual) m.visual->train(train_vision);
+  dist::ZeroAdamW opt(trainable, *comm, s.zero_stage, s.adam, int64_t(s.bucket_mb * (1 << 20) / 4));
+
+  LrSchedule sched{s.schedule, s.lr, s.warmup_steps, plan.total_steps, s.min_lr_ratio};
+  if (s.warmup_steps == 0) sched.warmup_steps = int64_t(s.warmup_ratio * double(plan.total_steps));
+  const nlohmann::json identity = plan_identity(s, data);
+
+  // ---- resume ----
+  int64_t step = 0, tokens_seen = 0;
+  const std::string latest = io::join_path(s.output, "latest");
+  if (io::path_exists(latest)) {
+    if (s.no_resume) throw ConfigError("--no-resume: " + s.output + " already holds a checkpoint");
+    io::CheckpointReader r(s.output, MPI_COMM_WORLD);
+    const auto it = r.attrs().extra.find("sft_plan");
+    if (it == r.attrs().extra.end()) throw Error(r.path() + ": not an ovr_sft checkpoint (no sft_plan attribute)");
+    const nlohmann::json saved = nlohmann::json::parse(it->second);
+    for (const auto& [key, value] : identity.items())
+      if (saved.value(key, nlohmann::json()) != value)
+        throw Error(r.path() + ": written for " + key + " = " + saved.value(key, nlohmann::json()).dump() + ", this run has " +
+                    value.dump() + "; resuming would train on other rows (use the same settings, or a new --output)");
+    step = read_scalar(r, "/state/step");
+    tokens_seen = read_scalar(r, "/state/tokens_seen");
+    int64_t epoch = 0, row = 0;
+    if (step < plan.total_steps) plan.locate(step, s.global_batch, &epoch, &row);
+    if (step > plan.total_steps || read_scalar(r, "/state/epoch") != epoch || read_scalar(r, "/state/epoch_row") != row)
+      throw Error(r.path() + ": its data cursor does not match this run's plan");
+    opt.load(r, read_scalar(r, "/state/optimizer_steps"));
+    log::info("resumed from %s at step %lld (epoch %lld, row %lld) on %d rank(s)", r.path().c_str(), (long long)step,
+              (long long)epoch, (long long)row, ranks);
+    if (rank == 0) {  // metrics after the checkpoint belong to the run that was lost
+      const std::string metrics = io::join_path(s.output, "metrics.jsonl");
+      if (io::path_exists(metrics)) {
+        std::ifstream in(metrics);
+        std::string kept, line;
+        while (std::getline(in, line)) {
+          const auto j = nlohmann::json::parse(line, nullptr, false);
+          if (!j.is_discarded() && j.value("step", int64_t(0)) <= step) kept += line + "\n";
+        }
+        io::write_file_atomic(metrics, kept);
+      }
+    }
+  } else {
+    io::make_dirs(s.output);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  const io::DType save_dtype = s.save_dtype == "BF16" ? io::DType::BF16 : io::DType::F32;
+  auto save = [&](int64_t at_step) {
+    io::CheckpointAttrs attrs;
+    attrs.step = at_step;
+    attrs.role = "policy";
+    attrs.model_config = model_config;
+    attrs.run_config = cfg.to_json().dump();
+    attrs.extra["optim_params"] = opt.layout_json();
+    attrs.extra["sft_plan"] = identity.dump();
+    char name[64];
+    std::snprintf(name, sizeof name, "step_%08lld.h5", (long long)at_step);
+    const std::string path = io::join_path(s.output, name);
+    io::CheckpointWriter w(path, MPI_COMM_WORLD, attrs);
+    std::vector<io::TensorInfo> infos;
+    for (const NamedParam& p : params) {
+      infos.push_back({"/model/" + p.name, save_dtype, p.tensor.sizes().vec()});
+      w.define(infos.back().name, save_dtype, infos.back().shape);
+    }
+    opt.define(w);
+    int64_t epoch = plan.epochs.size(), row = 0;
+    if (at_step < plan.total_steps) plan.locate(at_step, s.global_batch, &epoch, &row);
+    const std::pair<const char*, int64_t> state[] = {{"/state/step", at_step}, {"/state/epoch", epoch},
+        {"/state/epoch_row", row}, {"/state/tokens_seen", tokens_seen}, {"/state/optimizer_steps", opt.steps_taken()},
+        {"/state/seed", int64_t(s.seed)}};
+    for (const auto& [key, value] : state) w.define(key, io::DType::I64, {});
+    const std::vector<int> owner = io::assign_tensors(infos, ranks);
+    for (size_t i = 0; i < params.size(); ++i)
+      if (owner[i] == rank)
+        io::write_tensor(w, infos[i].name, params[i].tensor.detach().to(at::kCPU).to(io::to_scalar_type(save_dtype)));
+    opt.save(w);
+    if (rank == 0)
+      for (const auto& [key, value] : state) w.write_rows(key, 0, 1, &value);
+    w.commit(/*update_latest=*/true);
+    log::info("checkpoint %s", path.c_str());
+    if (s.keep_last > 0 && rank == 0 && at_step > 0) {
+      // Older step files beyond the last keep_last saves (by step number; `latest` is never one).
+      const int64_t every = std::max<int64_t>(1, s.save_every);
+      for (int64_t old = at_step - every * s.keep_last; old > 0 && old > at_step - every * (s.keep_last + 50); old -= every) {
+        std::snprintf(name, sizeof name, "step_%08lld.h5", (long long)old);
+        std::remove(io::join_path(s.output, name).c_str());
+      }
+    }
+  };
+
+  // ---- training ----
+  log::info("training %lld parameters (%s) of %zu tensors on %d rank(s), %s, ZeRO-%d over %s; optimizer state %.1f MiB per rank",
+            (long long)opt.numel(), s.train.c_str(), params.size(), ranks, device.str().c_str(), s.zero_stage,
+            comm->backend(), opt.state_bytes_per_rank() / 1048576.0);
+  std::FILE* metrics = rank == 0 ? std::fopen(io::join_path(s.output, "metrics.jsonl").c_str(), "a") : nullptr;
+  if (rank == 0 && !metrics) throw Error(s.output + "/metrics.jsonl: cannot open for writing");
+  const int64_t rows_per_rank = s.global_batch / ranks, accumulation = rows_per_rank / s.micro_batch;
+  const int64_t first_step = step;
+  const auto t_start = std::chrono::steady_clock::now();
+  int status = kExitOk;
+  for (; step < plan.total_steps; ++step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    int64_t epoch, row0;
+    plan.locate(step, s.global_batch, &epoch, &row0);
+    const std::vector<PackedRow>& rows = plan.epochs[size_t(epoch)];
+    int64_t targets = 0;  // of the whole global batch: every rank knows the plan
+    for (int64_t r = row0; r < row0 + s.global_batch; ++r) targets += count_targets(data, rows[size_t(r)]);
+
+    double sums[2] = {0, 0};  // loss sum, tokens (this rank)
+    for (int64_t k = 0; k < accumulation; ++k) {
+      std::vector<const PackedRow*> micro;
+      for (int64_t j = 0; j < s.micro_batch; ++j)
+        micro.push_back(&rows[size_t(row0 + rank * rows_per_rank + k * s.micro_batch + j)]);
+      const SftBatch batch = make_sft_batch(data, micro, m.image_token_id, m.visual ? m.visual->config.spatial_merge_size : 2);
+      if (cuda) set_cuda_autocast(true);
+      at::Tensor loss_sum = sft_loss_sum(m, batch, processor ? &*processor : nullptr, train_vision);
+      if (cuda) set_cuda_autocast(false);
+      (loss_sum / double(targets)).backward();
+      opt.reduce_micro_batch();
+      sums[0] += loss_sum.item<double>();
+      sums[1] += double(batch.tokens);
+    }
+    const double lr = sched.at(step);
+    const double grad_norm = opt.step(lr, s.max_grad_norm);
+    OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    tokens_seen += int64_t(sums[1]);
+    const double loss = sums[0] / double(targets);
+    if (!std::isfinite(loss)) throw Error("step " + std::to_string(step + 1) + ": the loss is " + std::to_string(loss) + " (diverged)");
+
+    const auto t1 = std::chrono::steady_clock::now();
+    const double dt = std::chrono::duration<double>(t1 - t0).count();
+    const double run_time = std::chrono::duration<double>(t1 - t_start).count();
+    const int64_t done = step + 1 - first_step;
+    if (rank == 0) {
+      nlohmann::json j = {{"step", step + 1}, {"epoch", epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                          {"tokens", int64_t(sums[1])}, {"targets", targets}, {"tokens_per_s", sums[1] / dt},
+                          {"step_s", dt}, {"elapsed_s", log::elapsed_seconds()}};
+      std::fprintf(metrics, "%s\n", j.dump().c_str());
+      std::fflush(metrics);
+      if ((step + 1) % s.log_every == 0 || step + 1 == plan.total_steps)
+        log::info("step %lld/%lld | epoch %lld | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | ETA %s",
+                  (long long)(step + 1), (long long)plan.total_steps, (long long)epoch + 1, loss, lr, grad_norm,
+                  sums[1] / dt, duration(run_time / double(done) * double(plan.total_steps - step - 1)).c_str());
+    }
+
+    const bool stopping = any_rank_stopping(MPI_COMM_WORLD) || (s.stop_after > 0 && done >= s.stop_after);
+    const bool last = step + 1 == plan.total_steps;
+    if (stopping || last || (s.save_every > 0 && (step + 1) % s.save_every == 0)) save(step + 1);
+    if (stopping && !last) {
+      log::info("stopping after step %lld (%s): checkpoint written, exit status %d asks to be requeued",
+                (long long)(step + 1), stop_signal_received() ? strsignal(stop_signal_number()) : "--stop-after-steps",
+                int(kExitRequeue));
+      status = kExitRequeue;
+      ++step;
+      break;
+    }
+  }
+  if (metrics) std::fclose(metrics);
+  if (status == kExitOk) log::info("done: %lld steps, %lld tokens", (long long)plan.total_steps, (long long)tokens_seen);
+  return status;
+}
+
+}  // namespace ovr::train

@@ -1,0 +1,75 @@
+# ovr_sft as users run it: resume after an interruption is bitwise identical, a 2-rank run
+# resumes on 1 rank, SIGTERM checkpoints and exits 75, the loss goes down, and bad rows and
+# bad options get one clear error line.
+source "$(dirname "$0")/lib.sh"
+"$BIN/ovr_init" --model-config "$REPO/inputs/tiny/config.json" --seed 1 -o "$WORK/init.h5" >/dev/null || exit 1
+DATA="$REPO/tests/fixtures/sft/arith.jsonl"
+SFT=("$BIN/ovr_sft" --init "$WORK/init.h5" --tokenizer "$REPO/inputs/tiny/tokenizer.json" --data "$DATA"
+     --lr 3e-3 --warmup-steps 2 --weight-decay 0.1 --log-every 100)
+SIZES=(--seq-len 256 --global-batch 4)  # given where a test does not change them
+
+same_state() {  # same_state A B: /model, /optim and /state of two checkpoints are bit for bit equal
+  for g in /model /optim /state; do
+    h5diff "$1" "$2" $g $g >/dev/null || { echo "FAIL: $g differs between $1 and $2"; FAILED=1; return; }
+  done
+  echo "ok: $(basename "$1") identical"
+}
+
+# 1. Interrupted after 5 steps and resumed = uninterrupted (2 ranks, ZeRO-2 and ZeRO-1).
+for stage in 2 1; do
+  expect_status 0 "2 ranks, ZeRO-$stage, uninterrupted" -- $MPIEXEC 2 "${SFT[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --zero-stage $stage --output "$WORK/full$stage"
+  expect_status 75 "2 ranks, stopped after 5 steps" -- $MPIEXEC 2 "${SFT[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --zero-stage $stage --output "$WORK/cut$stage" --stop-after-steps 5
+  expect_output "exit status 75 asks to be requeued" "stop message"
+  expect_status 0 "2 ranks, resumed" -- $MPIEXEC 2 "${SFT[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --zero-stage $stage --output "$WORK/cut$stage"
+  expect_output "resumed from $WORK/cut$stage/step_00000005.h5 at step 5" "resume message"
+  same_state "$WORK/full$stage/step_00000024.h5" "$WORK/cut$stage/step_00000024.h5"
+  cmp <(cut -d, -f2- "$WORK/full$stage/metrics.jsonl" | sed 's/"step_s".*//; s/,"tokens_per_s".*//') \
+      <(cut -d, -f2- "$WORK/cut$stage/metrics.jsonl" | sed 's/"step_s".*//; s/,"tokens_per_s".*//') >/dev/null \
+    || { echo "FAIL: ZeRO-$stage metrics of the resumed run differ"; FAILED=1; }
+done
+
+# 2. The loss goes down on this small learnable dataset (2 epochs, 24 steps).
+first=$(head -1 "$WORK/full2/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+last=$(tail -1 "$WORK/full2/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.75 * a) }'; then echo "ok: loss $first -> $last"
+else echo "FAIL: loss did not go down enough: $first -> $last"; FAILED=1; fi
+
+# 3. A 2-rank checkpoint resumes on 1 rank and continues to the same place (not bitwise: the sum
+#    over ranks is grouped differently).
+expect_status 75 "2 ranks, stopped after 8 steps" -- $MPIEXEC 2 "${SFT[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --output "$WORK/move" --stop-after-steps 8
+expect_status 0 "resumed on 1 rank" -- "${SFT[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --output "$WORK/move"
+expect_output "on 1 rank(s)" "resume on one rank"
+a=$(tail -1 "$WORK/full2/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+b=$(tail -1 "$WORK/move/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+if awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-3 * a) }'; then echo "ok: final loss $a (2 ranks) vs $b (2 -> 1)"
+else echo "FAIL: final loss after moving to 1 rank: $b, uninterrupted $a"; FAILED=1; fi
+
+# 4. SIGTERM: the step finishes, a checkpoint is written, exit 75; then the run completes.
+"${SFT[@]}" "${SIZES[@]}" --output "$WORK/term" --epochs 40 --save-every 0 >"$WORK/term.txt" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$WORK/term/metrics.jsonl" ] && break; sleep 0.1; done
+kill -TERM $pid; wait $pid; got=$?
+if [ "$got" = 75 ] && grep -q "Terminated" "$WORK/term.txt" && [ -f "$WORK/term/latest" ]; then echo "ok: SIGTERM -> checkpoint $(cat "$WORK/term/latest"), exit 75"
+else echo "FAIL: SIGTERM: exit $got"; sed 's/^/    /' "$WORK/term.txt" | tail -5; FAILED=1; fi
+expect_status 0 "resumed after SIGTERM" -- "${SFT[@]}" "${SIZES[@]}" --output "$WORK/term" --epochs 40 --save-every 0
+[ -f "$WORK/term/step_00000480.h5" ] || { echo "FAIL: no final checkpoint after SIGTERM + resume"; FAILED=1; }
+
+# 5. Bad input: one line naming what is wrong.
+expect_status 1 "malformed row" -- "${SFT[@]}" "${SIZES[@]}" --data "$REPO/tests/fixtures/sft/bad_rows.jsonl" --output "$WORK/bad"
+expect_output "bad_rows.jsonl:2: not valid JSON" "file and line of the bad row"
+expect_status 0 "malformed rows skipped" -- "${SFT[@]}" --data "$REPO/tests/fixtures/sft/bad_rows.jsonl" --output "$WORK/skip" --skip-bad-rows --seq-len 256 --global-batch 1
+expect_output "3 malformed rows skipped" "skip count"
+expect_status 1 "missing data file" -- "${SFT[@]}" "${SIZES[@]}" --data "$WORK/nope.jsonl" --output "$WORK/bad"
+expect_output "nope.jsonl: cannot open" "missing file named"
+expect_status 2 "global batch not divisible" -- $MPIEXEC 2 "${SFT[@]}" --seq-len 256 --global-batch 3 --output "$WORK/bad"
+expect_output "--global-batch 3 is not a multiple of --micro-batch 1 x 2 ranks" "batch message"
+expect_status 2 "ZeRO stage 3" -- "${SFT[@]}" "${SIZES[@]}" --zero-stage 3 --output "$WORK/bad"
+expect_output "--zero-stage: expected 1 or 2" "stage message"
+expect_status 2 "unknown module" -- "${SFT[@]}" "${SIZES[@]}" --train decoder --output "$WORK/bad"
+expect_output "--train: expected llm, vision, merger or all" "train message"
+expect_status 2 "negative epsilon" -- "${SFT[@]}" "${SIZES[@]}" --adam-eps -1 --output "$WORK/bad"
+expect_status 2 "bad schedule" -- "${SFT[@]}" "${SIZES[@]}" --lr-schedule step --output "$WORK/bad"
+expect_status 1 "resume with another --seq-len" -- "${SFT[@]}" --seq-len 200 --global-batch 4 --epochs 2 --output "$WORK/full2"
+expect_output "written for seq_len = 256, this run has 200" "changed settings named"
+[ ! -e "$WORK/bad/latest" ] || { echo "FAIL: a failed run left a checkpoint"; FAILED=1; }
+finish
