@@ -1,0 +1,16 @@
+# ovr_inspect reward: rescoring JSONL outputs, line by line; a bad line names its number.
+source "$(dirname "$0")/lib.sh"
+printf '%s\n' '{"response": "so \\boxed{\\dfrac{1}{2}}.", "answer": "0.5"}' \
+              '{"response": "\\boxed{3}", "answer": "4"}' \
+              '{"response": "thinking... \\boxed{4}", "answer": "4", "finish_reason": "length"}' \
+              '{"response": "no box", "answer": "4"}' >"$WORK/in.jsonl"
+expect_status 0 "rescore four responses" -- sh -c "\"$BIN/ovr_inspect\" reward < \"$WORK/in.jsonl\""
+[ "$(wc -l <"$WORK/out.txt")" = 4 ] || { echo "FAIL: expected 4 output lines"; FAILED=1; }
+sed -n 1p "$WORK/out.txt" | grep -q '"reward":1' || { echo "FAIL: 1/2 = 0.5 not rewarded"; FAILED=1; }
+sed -n 2p "$WORK/out.txt" | grep -q '"reason":"wrong"' || { echo "FAIL: wrong answer"; FAILED=1; }
+sed -n 3p "$WORK/out.txt" | grep -q '"reason":"truncated"' || { echo "FAIL: truncated response"; FAILED=1; }
+sed -n 4p "$WORK/out.txt" | grep -q '"reason":"no_answer"' || { echo "FAIL: no box"; FAILED=1; }
+printf '%s\n' '{"response": "\\boxed{1}", "answer": "1"}' 'not json' >"$WORK/bad.jsonl"
+expect_status 1 "malformed line" -- sh -c "\"$BIN/ovr_inspect\" reward < \"$WORK/bad.jsonl\""
+expect_output "line 2" "line number named"
+finish
