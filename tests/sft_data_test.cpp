@@ -15,7 +15,8 @@ using namespace ovr;
 namespace {
 
 const std::string kFixtures = OVR_TEST_FIXTURES;
-const std::string kTokenizer = std::string(OVR_REPO) + "/inputs/tiny/tokenizer.json";
+const std::string kRepo = OVR_REPO;
+const std::string kTokenizer = kRepo + "/inputs/tiny/tokenizer.json";
 
 const model::Tokenizer& tokenizer() {
   static const model::Tokenizer tok(kTokenizer);
@@ -29,10 +30,10 @@ train::SftDataOptions options(int64_t seq_len = 512) {
 }
 
 TEST(SftData, ReadsConversationsWithLossOnAssistantTokensOnly) {
-  const auto data = train::load_sft_jsonl({kFixtures + "/sft/arith.jsonl"}, tokenizer(), nullptr, options());
+  const auto data = train::load_sft_jsonl({kRepo + "/inputs/tiny/sft_arith.jsonl"}, tokenizer(), nullptr, options());
   ASSERT_EQ(data.docs.size(), 96u);
   const auto& doc = data.docs[0];  // system + user + assistant
-  EXPECT_EQ(doc.source, kFixtures + "/sft/arith.jsonl:1");
+  EXPECT_EQ(doc.source, kRepo + "/inputs/tiny/sft_arith.jsonl:1");
   std::string masked;
   for (size_t i = 0; i < doc.ids.size(); ++i)
     if (doc.loss_mask[i]) masked += tokenizer().decode({doc.ids[i]});
@@ -70,17 +71,17 @@ TEST(SftData, RowWithoutAssistantOrWithImageForATextModelIsRejected) {
 
 TEST(SftData, OverlongDocumentsAreTruncatedOrDroppedAndCounted) {
   auto o = options(70);  // rows are 100-112 tokens, the answer starts at about 50
-  const auto cut = train::load_sft_jsonl({kFixtures + "/sft/arith.jsonl"}, tokenizer(), nullptr, o);
+  const auto cut = train::load_sft_jsonl({kRepo + "/inputs/tiny/sft_arith.jsonl"}, tokenizer(), nullptr, o);
   EXPECT_EQ(cut.truncated, 96);
   for (const auto& d : cut.docs) EXPECT_EQ(d.ids.size(), 70u);
   o.overlong = "drop";
-  EXPECT_THROW(train::load_sft_jsonl({kFixtures + "/sft/arith.jsonl"}, tokenizer(), nullptr, o), Error);  // nothing left
+  EXPECT_THROW(train::load_sft_jsonl({kRepo + "/inputs/tiny/sft_arith.jsonl"}, tokenizer(), nullptr, o), Error);  // nothing left
   o.seq_len = 105;
-  const auto kept = train::load_sft_jsonl({kFixtures + "/sft/arith.jsonl"}, tokenizer(), nullptr, o);
+  const auto kept = train::load_sft_jsonl({kRepo + "/inputs/tiny/sft_arith.jsonl"}, tokenizer(), nullptr, o);
   EXPECT_GT(kept.dropped_overlong, 0);
   EXPECT_EQ(kept.dropped_overlong + int64_t(kept.docs.size()), 96);
   o.overlong = "keep";
-  EXPECT_THROW(train::load_sft_jsonl({kFixtures + "/sft/arith.jsonl"}, tokenizer(), nullptr, o), ConfigError);
+  EXPECT_THROW(train::load_sft_jsonl({kRepo + "/inputs/tiny/sft_arith.jsonl"}, tokenizer(), nullptr, o), ConfigError);
 }
 
 TEST(SftPlan, EpochOrderIsASeededPermutationThatChangesEachEpoch) {
@@ -95,7 +96,7 @@ TEST(SftPlan, EpochOrderIsASeededPermutationThatChangesEachEpoch) {
 }
 
 TEST(SftPlan, PackingFillsRowsInOrderWithoutExceedingSeqLen) {
-  const auto data = train::load_sft_jsonl({kFixtures + "/sft/arith.jsonl"}, tokenizer(), nullptr, options());
+  const auto data = train::load_sft_jsonl({kRepo + "/inputs/tiny/sft_arith.jsonl"}, tokenizer(), nullptr, options());
   const auto order = train::epoch_order(int64_t(data.docs.size()), 1, 0);
   const auto rows = train::pack_rows(order, data.docs, 512, true);
   std::vector<int64_t> seen;
@@ -111,7 +112,7 @@ TEST(SftPlan, PackingFillsRowsInOrderWithoutExceedingSeqLen) {
 }
 
 TEST(SftPlan, CursorLocatesEveryStepAcrossEpochs) {
-  const auto data = train::load_sft_jsonl({kFixtures + "/sft/arith.jsonl"}, tokenizer(), nullptr, options());
+  const auto data = train::load_sft_jsonl({kRepo + "/inputs/tiny/sft_arith.jsonl"}, tokenizer(), nullptr, options());
   const auto plan = train::plan_training(data, 3, 7, 160, true, 5);
   int64_t step = 0;
   for (size_t e = 0; e < plan.epochs.size(); ++e) {

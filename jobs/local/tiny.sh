@@ -3,14 +3,16 @@
 #
 #   bash jobs/local/tiny.sh [WORKDIR]        (default WORKDIR: runs/tiny)
 #
-# Today (foundation issue) that is the checkpoint life cycle the later stages build on:
+# The pipeline as far as it exists today (RL and evaluation come with their issues):
 #   1. ovr_init     a tiny Qwen2.5-VL-shaped model (inputs/tiny/config.json) in Hugging Face layout
-#   2. ovr_convert  HF -> ovr HDF5 checkpoints; three seeds stand in for three RL checkpoints until
-#                   ovr_sft / ovr_rollout / ovr_ppo exist
-#   3. ovr_average  their uniform average, on 2 MPI ranks (the paper's final model)
-#   4. ovr_convert  the average back to a Hugging Face directory, and a byte-identity check
+#   2. ovr_sft      the cold-start SFT on 2 MPI ranks (ZeRO-2): a small arithmetic set with a
+#                   verification trace (inputs/tiny/sft_arith.jsonl), byte-level tokenizer
+#                   (inputs/tiny/tokenizer.json); checkpoints every 48 steps
+#   3. ovr_average  the uniform average of the last three checkpoints, on 2 ranks (the paper
+#                   averages its RL checkpoints; SFT checkpoints stand in until ovr_ppo exists)
+#   4. ovr_convert  the average to a Hugging Face directory, and a byte-identity round trip
 #   5. ovr_inspect  the result, with every dataset's checksum verified
-#   6. ovr_inspect generate  greedy generation from the averaged checkpoint (the rollout engine)
+#   6. ovr_inspect generate  greedy answer of the averaged model to a held-out question
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${1:-$REPO/runs/tiny}"
@@ -27,17 +29,17 @@ rm -rf "$WORK"; mkdir -p "$WORK/ckpt"
 start=$(date +%s)
 
 echo "== 1. a tiny Qwen2.5-VL model in Hugging Face layout"
-"$BIN/ovr_init" --model-config "$REPO/inputs/tiny/config.json" --seed 0 --dtype BF16 -o "$WORK/hf_base"
+"$BIN/ovr_init" --model-config "$REPO/inputs/tiny/config.json" --seed 0 -o "$WORK/hf_base"
 
-echo "== 2. HF -> HDF5 checkpoints (three stand-ins for RL checkpoints, each committed and pointed at by 'latest')"
-for step in 100 200 300; do
-  "$BIN/ovr_init" --model-config "$REPO/inputs/tiny/config.json" --seed $step --dtype BF16 -o "$WORK/hf_$step"
-  "${MPIRUN[@]}" "$BIN/ovr_convert" --step $step --update-latest "$WORK/hf_$step" "$WORK/ckpt/step_$step.h5"
-done
+echo "== 2. SFT on $NP ranks: the arithmetic trace set, 16 epochs"
+"${MPIRUN[@]}" "$BIN/ovr_sft" --init "$WORK/hf_base" --tokenizer "$REPO/inputs/tiny/tokenizer.json" \
+  --data "$REPO/inputs/tiny/sft_arith.jsonl" --output "$WORK/ckpt" --seq-len 256 --global-batch 4 --epochs 16 \
+  --lr 5e-3 --warmup-steps 5 --save-every 48 --log-every 48
 echo "latest -> $(cat "$WORK/ckpt/latest")"
 
-echo "== 3. uniform average of the three checkpoints on $NP ranks"
-"${MPIRUN[@]}" "$BIN/ovr_average" -o "$WORK/final.h5" "$WORK/ckpt/step_100.h5" "$WORK/ckpt/step_200.h5" "$WORK/ckpt/step_300.h5"
+echo "== 3. uniform average of the last three checkpoints on $NP ranks"
+"${MPIRUN[@]}" "$BIN/ovr_average" -o "$WORK/final.h5" "$WORK/ckpt/step_00000096.h5" "$WORK/ckpt/step_00000144.h5" \
+  "$WORK/ckpt/step_00000192.h5"
 
 echo "== 4. export to Hugging Face safetensors, and a byte-identity check of the round trip"
 "$BIN/ovr_convert" "$WORK/final.h5" "$WORK/final_hf"
@@ -48,7 +50,8 @@ echo "HF -> HDF5 -> HF: byte-identical"
 
 echo "== 5. inspect (every dataset's CRC-32 verified)"
 "$BIN/ovr_inspect" checkpoint "$WORK/final.h5" | sed -n '1,12p;/^integrity/p'
-echo "== 6. generate from the averaged checkpoint (the engine rollouts will use)"
-"$BIN/ovr_inspect" generate --model "$WORK/final.h5" --prompt-ids 1,2,3,4 --max-new-tokens 8 --greedy --threads 1 \
-  | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); s=d['samples'][0]; print('prompt', d['prompt_ids'], '-> generated', s['ids'], '(' + s['finish_reason'] + ')')"
+echo "== 6. the averaged model answers a question (the engine rollouts will use)"
+"$BIN/ovr_inspect" generate --model "$WORK/final.h5" --tokenizer "$REPO/inputs/tiny/tokenizer.json" --chat \
+  --prompt "What is 7+5?" --max-new-tokens 48 --greedy --threads 1 \
+  | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); s=d['samples'][0]; print('What is 7+5? ->', repr(s['text']), '(' + s['finish_reason'] + ')')"
 echo "== done in $(( $(date +%s) - start )) s; outputs in $WORK"

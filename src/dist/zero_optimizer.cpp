@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,7 @@
 namespace ovr::dist {
 
 namespace {
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 const char* const kStateNames[] = {"/optim/master", "/optim/exp_avg", "/optim/exp_avg_sq"};
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
@@ -49,6 +51,7 @@ ZeroAdamW::ZeroAdamW(std::vector<ZeroParam> params, Communicator& comm, int stag
     padded_total_ += b.slice * ranks;
     shard_ += b.slice;
     max_bucket_padded_ = std::max(max_bucket_padded_, b.slice * ranks);
+    max_slice_ = std::max(max_slice_, b.slice);
     for (size_t i = b.first_param; i < b.end_param; ++i) padded_offsets_.push_back(b.padded_begin + offsets_[i] - b.begin);
   }
 
@@ -90,7 +93,9 @@ ZeroAdamW::ZeroAdamW(std::vector<ZeroParam> params, Communicator& comm, int stag
       t.mutable_grad() = flat_grads_.narrow(0, padded_offsets_[i], t.numel()).view(t.sizes());
     }
   } else {
+    // Reused for every bucket (fresh buffers would be page-faulted in during the collective).
     staging_ = torch::zeros({max_bucket_padded_}, f32);
+    reduced_ = torch::zeros({max_slice_}, f32);
   }
 }
 
@@ -103,6 +108,7 @@ void ZeroAdamW::owned_range(const Bucket& b, int64_t* begin, int64_t* count) con
 void ZeroAdamW::reduce_micro_batch() {
   if (stage_ == 1) return;
   torch::NoGradGuard no_grad;
+  double comm_time = 0;
   for (const Bucket& b : buckets_) {
     at::Tensor bucket = staging_.narrow(0, 0, b.slice * comm_.size());
     bucket.zero_();
@@ -112,20 +118,26 @@ void ZeroAdamW::reduce_micro_batch() {
       bucket.narrow(0, offsets_[i] - b.begin, g.numel()).copy_(g.reshape({-1}));
       g.reset();  // released: only this rank's slice of the gradient is kept
     }
-    at::Tensor reduced = torch::empty({b.slice}, bucket.options());
+    at::Tensor reduced = reduced_.narrow(0, 0, b.slice);
+    const double t0 = now();
     comm_.reduce_scatter_sum(bucket.data_ptr<float>(), reduced.data_ptr<float>(), b.slice);
+    comm_.synchronize();
+    comm_time += now() - t0;
     grad_shard_.narrow(0, b.shard_begin, b.slice).add_(reduced);
   }
+  reduce_seconds_ += comm_time;
 }
 
 double ZeroAdamW::step(double lr, double max_grad_norm) {
   torch::NoGradGuard no_grad;
   if (stage_ == 1) {
+    const double t0 = now();
     for (const Bucket& b : buckets_)
       comm_.reduce_scatter_sum(flat_grads_.data_ptr<float>() + b.padded_begin,
                                grad_shard_.data_ptr<float>() + b.shard_begin, b.slice);
+    comm_.synchronize();
+    reduce_seconds_ += now() - t0;
   }
-  comm_.synchronize();
 
   // Global gradient norm: padding slots hold zeros, so the sum of squares over slices is exact.
   double sq = grad_shard_.pow(2).sum(at::kDouble).item<double>();
@@ -154,16 +166,18 @@ double ZeroAdamW::step(double lr, double max_grad_norm) {
 }
 
 void ZeroAdamW::gather_parameters() {
+  const double t0 = now();
   for (const Bucket& b : buckets_)
     comm_.all_gather(master_.data_ptr<float>() + b.shard_begin, flat_params_.data_ptr<float>() + b.padded_begin,
                      b.slice);
   comm_.synchronize();
+  gather_seconds_ += now() - t0;
 }
 
 uint64_t ZeroAdamW::state_bytes_per_rank() const {
   uint64_t elems = 4 * uint64_t(shard_);  // master, two moments, gradient slices
   if (stage_ == 1) elems += uint64_t(padded_total_);
-  else elems += uint64_t(max_bucket_padded_);
+  else elems += uint64_t(max_bucket_padded_ + max_slice_);
   return elems * sizeof(float);
 }
 

@@ -59,6 +59,9 @@ class ZeroAdamW {
   int64_t shard_numel() const { return shard_; }      // per rank, padding included
   uint64_t state_bytes_per_rank() const;              // master + moments + gradient state
   int stage() const { return stage_; }
+  // Seconds spent in gradient reduce-scatter and parameter all-gather so far (for metrics/bench).
+  double reduce_seconds() const { return reduce_seconds_; }
+  double gather_seconds() const { return gather_seconds_; }
 
   // Checkpoint I/O (collective over the communicator's ranks). The parameter list is stored as
   // a root attribute; loading checks it and then sets the parameters from the master weights.
@@ -91,8 +94,9 @@ class ZeroAdamW {
   Communicator& comm_;
   int stage_;
   AdamWOptions opt_;
-  int64_t total_ = 0, padded_total_ = 0, shard_ = 0, max_bucket_padded_ = 0, steps_ = 0;
-  at::Tensor flat_params_, flat_grads_, staging_;  // flat_grads_: stage 1; staging_: stage 2
+  int64_t total_ = 0, padded_total_ = 0, shard_ = 0, max_bucket_padded_ = 0, max_slice_ = 0, steps_ = 0;
+  double reduce_seconds_ = 0, gather_seconds_ = 0;
+  at::Tensor flat_params_, flat_grads_, staging_, reduced_;  // flat_grads_: stage 1; staging_, reduced_: stage 2
   at::Tensor master_, exp_avg_, exp_avg_sq_, grad_shard_;
 };
 

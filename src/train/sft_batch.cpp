@@ -85,8 +85,8 @@ at::Tensor sft_loss_sum(model::Qwen2_5_VL& m, const SftBatch& b, const model::Im
   // Logits only where there is a target: the vocabulary projection is the largest activation.
   const at::Tensor logits = m.lm->logits(hidden.index({valid})).to(at::kFloat);
   const at::Tensor targets = labels.index({valid});
-  const at::Tensor nll = torch::logsumexp(logits, -1) - logits.gather(1, targets.unsqueeze(1)).squeeze(1);
-  return nll.sum();
+  return torch::nn::functional::cross_entropy(logits, targets,
+                                             torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 
 }  // namespace ovr::train

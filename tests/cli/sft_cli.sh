@@ -3,7 +3,7 @@
 # bad options get one clear error line.
 source "$(dirname "$0")/lib.sh"
 "$BIN/ovr_init" --model-config "$REPO/inputs/tiny/config.json" --seed 1 -o "$WORK/init.h5" >/dev/null || exit 1
-DATA="$REPO/tests/fixtures/sft/arith.jsonl"
+DATA="$REPO/inputs/tiny/sft_arith.jsonl"
 SFT=("$BIN/ovr_sft" --init "$WORK/init.h5" --tokenizer "$REPO/inputs/tiny/tokenizer.json" --data "$DATA"
      --lr 3e-3 --warmup-steps 2 --weight-decay 0.1 --log-every 100)
 SIZES=(--seq-len 256 --global-batch 4)  # given where a test does not change them
