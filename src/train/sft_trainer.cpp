@@ -6,7 +6,9 @@
 #include <torch/version.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 
@@ -356,13 +358,17 @@ int run_sft(const Config& cfg) {
       for (const auto& [key, value] : state) w.write_rows(key, 0, 1, &value);
     w.commit(/*update_latest=*/true);
     log::info("checkpoint %s", path.c_str());
-    if (s.keep_last > 0 && rank == 0 && at_step > 0) {
-      // Older step files beyond the last keep_last saves (by step number; `latest` is never one).
-      const int64_t every = std::max<int64_t>(1, s.save_every);
-      for (int64_t old = at_step - every * s.keep_last; old > 0 && old > at_step - every * (s.keep_last + 50); old -= every) {
-        std::snprintf(name, sizeof name, "step_%08lld.h5", (long long)old);
-        std::remove(io::join_path(s.output, name).c_str());
+    if (s.keep_last > 0 && rank == 0) {
+      // The step files of this directory, oldest first; the newest keep_last stay (`latest`
+      // names the newest, so it is never removed).
+      std::vector<std::string> steps;
+      for (const auto& e : std::filesystem::directory_iterator(s.output)) {
+        const std::string f = e.path().filename().string();
+        if (f.size() == 16 && f.rfind("step_", 0) == 0 && f.substr(13) == ".h5") steps.push_back(f);
       }
+      std::sort(steps.begin(), steps.end());
+      for (size_t i = 0; i + size_t(s.keep_last) < steps.size(); ++i)
+        std::filesystem::remove(io::join_path(s.output, steps[i]));
     }
   };
 

@@ -54,7 +54,12 @@ else echo "FAIL: SIGTERM: exit $got"; sed 's/^/    /' "$WORK/term.txt" | tail -5
 expect_status 0 "resumed after SIGTERM" -- "${SFT[@]}" "${SIZES[@]}" --output "$WORK/term" --epochs 40 --save-every 0
 [ -f "$WORK/term/step_00000480.h5" ] || { echo "FAIL: no final checkpoint after SIGTERM + resume"; FAILED=1; }
 
-# 5. Bad input: one line naming what is wrong.
+# 5. --keep-last: only the newest step files stay.
+expect_status 0 "keep the last 2 checkpoints" -- "${SFT[@]}" "${SIZES[@]}" --save-every 2 --keep-last 2 --output "$WORK/keep"
+kept=$(cd "$WORK/keep" && ls step_*.h5 | tr '\n' ' ')
+[ "$kept" = "step_00000010.h5 step_00000012.h5 " ] || { echo "FAIL: --keep-last 2 left: $kept"; FAILED=1; }
+
+# 6. Bad input: one line naming what is wrong.
 expect_status 1 "malformed row" -- "${SFT[@]}" "${SIZES[@]}" --data "$REPO/tests/fixtures/sft/bad_rows.jsonl" --output "$WORK/bad"
 expect_output "bad_rows.jsonl:2: not valid JSON" "file and line of the bad row"
 expect_status 0 "malformed rows skipped" -- "${SFT[@]}" --data "$REPO/tests/fixtures/sft/bad_rows.jsonl" --output "$WORK/skip" --skip-bad-rows --seq-len 256 --global-batch 1
