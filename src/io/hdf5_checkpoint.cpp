@@ -464,6 +464,7 @@ void CheckpointWriter::write_shard(const std::string& dataset, int64_t offset, i
   auto& m = *impl_;
   auto& d = m.find(dataset);
   check_shard(m.tmp_path, d.info, offset, count);
+  if (dataset_rows(d.info) == 0) return;  // nothing to write (and MPI-IO has no address for it)
   const uint64_t es = dtype_size(d.info.dtype);
   add_rows(d.written, offset, count, src, uint64_t(count) * es, true, m.tmp_path + ": " + dataset);
   Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
@@ -694,6 +695,7 @@ void CheckpointReader::read_shards(const std::string& dataset, const std::vector
   auto& m = *impl_;
   auto& c = m.lookup(dataset);
   const uint64_t es = dtype_size(c.info.dtype);
+  if (c.info.shape[0] == 0) return;  // an empty dataset: nothing to read or check
   Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
   if (m.size > 1) h5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", 0);
   std::vector<Segment> mine;

@@ -78,7 +78,7 @@ Qwen2ForCausalLM load_qwen2_lm(const std::string& path) {
   const auto json = nlohmann::json::parse(config_text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) throw Error(config_origin + ": not valid JSON");
   Qwen2ForCausalLM lm(parse_qwen2_config(json, config_origin));
-  load_parameters(*lm, *src, {"visual."});
+  load_parameters(*lm, *src, {"visual.", "value_head."});  // a critic's value head is the critic's
   lm->eval();
   return lm;
 }

@@ -33,7 +33,7 @@ void save_parameters(torch::nn::Module& module, const std::string& path, const s
 
 // The language model of a checkpoint (a Hugging Face directory, a .safetensors file with a
 // config.json beside it, or an ovr HDF5 checkpoint file or directory), in eval mode. The vision
-// tower's tensors, if any, are left to the vision model.
+// tower's tensors, if any, are left to the vision model, and a critic's value_head to the critic.
 Qwen2ForCausalLM load_qwen2_lm(const std::string& path);
 
 }  // namespace ovr::model

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "common/error.h"
+
 namespace ovr::train {
 
 int64_t count_targets(const SftDataset& data, const PackedRow& row) {
@@ -59,12 +61,13 @@ SftBatch make_sft_batch(const SftDataset& data, const std::vector<const PackedRo
   return b;
 }
 
-at::Tensor sft_loss_sum(model::Qwen2_5_VL& m, const SftBatch& b, const model::ImageProcessor* processor,
-                        bool train_vision) {
+TargetStates hidden_at_targets(model::Qwen2_5_VL& m, const SftBatch& b, const model::ImageProcessor* processor,
+                               bool train_vision) {
   const at::Device device = m.lm->model->embed_tokens->weight.device();
   const at::Tensor input_ids = b.input_ids.to(device);
   at::Tensor embeds = m.lm->embed(input_ids);
   if (!b.images.empty()) {
+    if (!processor || !m.visual) throw Error("a batch with images needs the vision tower and an image processor");
     std::vector<at::Tensor> pixels, grids;
     for (const SftImage& image : b.images) {
       model::ProcessedImage p = processor->process_file(image.path);
@@ -82,10 +85,21 @@ at::Tensor sft_loss_sum(model::Qwen2_5_VL& m, const SftBatch& b, const model::Im
   const at::Tensor hidden = m.lm->hidden_states(embeds, b.positions.to(device), mask);
   const at::Tensor labels = b.labels.to(device);
   const at::Tensor valid = labels.ne(kIgnoreIndex);
+  return {hidden.index({valid}), labels.index({valid})};
+}
+
+at::Tensor target_logprobs(model::Qwen2_5_VL& m, const TargetStates& s) {
+  const at::Tensor logits = m.lm->logits(s.hidden).to(at::kFloat);
+  return -torch::nn::functional::cross_entropy(logits, s.targets,
+                                               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+}
+
+at::Tensor sft_loss_sum(model::Qwen2_5_VL& m, const SftBatch& b, const model::ImageProcessor* processor,
+                        bool train_vision) {
   // Logits only where there is a target: the vocabulary projection is the largest activation.
-  const at::Tensor logits = m.lm->logits(hidden.index({valid})).to(at::kFloat);
-  const at::Tensor targets = labels.index({valid});
-  return torch::nn::functional::cross_entropy(logits, targets,
+  const TargetStates s = hidden_at_targets(m, b, processor, train_vision);
+  const at::Tensor logits = m.lm->logits(s.hidden).to(at::kFloat);
+  return torch::nn::functional::cross_entropy(logits, s.targets,
                                              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 

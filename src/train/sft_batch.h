@@ -33,8 +33,20 @@ int64_t count_targets(const SftDataset& data, const PackedRow& row);
 SftBatch make_sft_batch(const SftDataset& data, const std::vector<const PackedRow*>& rows, int64_t image_token_id,
                         int64_t spatial_merge_size);
 
-// Sum over the batch's targets of -log p(target | prefix), fp32, differentiable. The vision
-// tower runs without gradients unless `train_vision`.
+// The final hidden states at the positions that have a target [targets, hidden], in row-major
+// order (for a document: its target tokens in order), and the targets [targets]. The vision tower
+// runs without gradients unless `train_vision`. The policy's log-probs and the critic's values
+// (rl/ppo_trainer) are computed from these too.
+struct TargetStates {
+  at::Tensor hidden, targets;
+};
+TargetStates hidden_at_targets(model::Qwen2_5_VL& model, const SftBatch& batch, const model::ImageProcessor* processor,
+                               bool train_vision);
+
+// log p(target | prefix) of every target [targets], fp32 (differentiable).
+at::Tensor target_logprobs(model::Qwen2_5_VL& model, const TargetStates& states);
+
+// Sum over the batch's targets of -log p(target | prefix), fp32, differentiable.
 at::Tensor sft_loss_sum(model::Qwen2_5_VL& model, const SftBatch& batch, const model::ImageProcessor* processor,
                         bool train_vision);
 

@@ -21,6 +21,7 @@
 #include "io/model_copy.h"
 #include "io/torch_bridge.h"
 #include "model/weights.h"
+#include "train/checkpointing.h"
 #include "train/lr_schedule.h"
 #include "train/sft_batch.h"
 
@@ -199,25 +200,6 @@ nlohmann::json plan_identity(const Settings& s, const SftDataset& data) {
           {"seq_len", s.seq_len}, {"packing", s.packing}, {"global_batch", s.global_batch}, {"epochs", s.epochs}};
 }
 
-struct NamedParam {
-  std::string name;  // published
-  at::Tensor tensor;
-};
-
-std::vector<NamedParam> all_parameters(model::Qwen2_5_VL& m) {
-  std::vector<NamedParam> out;
-  for (const auto& p : m.lm->named_parameters()) out.push_back({model::published_name(p.key()), p.value()});
-  if (m.visual)
-    for (const auto& p : m.visual->named_parameters()) out.push_back({"visual." + p.key(), p.value()});
-  return out;
-}
-
-int64_t read_scalar(io::CheckpointReader& r, const std::string& name) {
-  int64_t v = 0;
-  r.read(name, &v);
-  return v;
-}
-
 }  // namespace
 
 int run_sft(const Config& cfg) {
@@ -269,8 +251,8 @@ int run_sft(const Config& cfg) {
   m.lm->to(device);
   if (m.visual) m.visual->to(device);
   std::vector<dist::ZeroParam> trainable;
-  const std::vector<NamedParam> params = all_parameters(m);
-  for (const NamedParam& p : params) {
+  const std::vector<NamedTensor> params = model_parameters(m);
+  for (const NamedTensor& p : params) {
     const bool on = trained(p.name, s.train);
     p.tensor.requires_grad_(on);
     if (on) trainable.push_back({p.name, p.tensor, p.tensor.dim() >= 2});
@@ -298,13 +280,13 @@ int run_sft(const Config& cfg) {
       if (saved.value(key, nlohmann::json()) != value)
         throw Error(r.path() + ": written for " + key + " = " + saved.value(key, nlohmann::json()).dump() + ", this run has " +
                     value.dump() + "; resuming would train on other rows (use the same settings, or a new --output)");
-    step = read_scalar(r, "/state/step");
-    tokens_seen = read_scalar(r, "/state/tokens_seen");
+    step = read_state_scalar(r, "/state/step");
+    tokens_seen = read_state_scalar(r, "/state/tokens_seen");
     int64_t epoch = 0, row = 0;
     if (step < plan.total_steps) plan.locate(step, s.global_batch, &epoch, &row);
-    if (step > plan.total_steps || read_scalar(r, "/state/epoch") != epoch || read_scalar(r, "/state/epoch_row") != row)
+    if (step > plan.total_steps || read_state_scalar(r, "/state/epoch") != epoch || read_state_scalar(r, "/state/epoch_row") != row)
       throw Error(r.path() + ": its data cursor does not match this run's plan");
-    opt.load(r, read_scalar(r, "/state/optimizer_steps"));
+    opt.load(r, read_state_scalar(r, "/state/optimizer_steps"));
     log::info("resumed from %s at step %lld (epoch %lld, row %lld) on %d rank(s)", r.path().c_str(), (long long)step,
               (long long)epoch, (long long)row, ranks);
     if (rank == 0) {  // metrics after the checkpoint belong to the run that was lost
@@ -331,45 +313,16 @@ int run_sft(const Config& cfg) {
     attrs.role = "policy";
     attrs.model_config = model_config;
     attrs.run_config = cfg.to_json().dump();
-    attrs.extra["optim_params"] = opt.layout_json();
     attrs.extra["sft_plan"] = identity.dump();
-    char name[64];
-    std::snprintf(name, sizeof name, "step_%08lld.h5", (long long)at_step);
-    const std::string path = io::join_path(s.output, name);
-    io::CheckpointWriter w(path, MPI_COMM_WORLD, attrs);
-    std::vector<io::TensorInfo> infos;
-    for (const NamedParam& p : params) {
-      infos.push_back({"/model/" + p.name, save_dtype, p.tensor.sizes().vec()});
-      w.define(infos.back().name, save_dtype, infos.back().shape);
-    }
-    opt.define(w);
-    int64_t epoch = plan.epochs.size(), row = 0;
+    int64_t epoch = int64_t(plan.epochs.size()), row = 0;
     if (at_step < plan.total_steps) plan.locate(at_step, s.global_batch, &epoch, &row);
-    const std::pair<const char*, int64_t> state[] = {{"/state/step", at_step}, {"/state/epoch", epoch},
-        {"/state/epoch_row", row}, {"/state/tokens_seen", tokens_seen}, {"/state/optimizer_steps", opt.steps_taken()},
-        {"/state/seed", int64_t(s.seed)}};
-    for (const auto& [key, value] : state) w.define(key, io::DType::I64, {});
-    const std::vector<int> owner = io::assign_tensors(infos, ranks);
-    for (size_t i = 0; i < params.size(); ++i)
-      if (owner[i] == rank)
-        io::write_tensor(w, infos[i].name, params[i].tensor.detach().to(at::kCPU).to(io::to_scalar_type(save_dtype)));
-    opt.save(w);
-    if (rank == 0)
-      for (const auto& [key, value] : state) w.write_rows(key, 0, 1, &value);
-    w.commit(/*update_latest=*/true);
+    const std::string path = io::join_path(s.output, step_file_name(at_step));
+    write_training_checkpoint(path, attrs, params, save_dtype, opt,
+                              {{"/state/step", at_step}, {"/state/epoch", epoch}, {"/state/epoch_row", row},
+                               {"/state/tokens_seen", tokens_seen}, {"/state/optimizer_steps", opt.steps_taken()},
+                               {"/state/seed", int64_t(s.seed)}});
     log::info("checkpoint %s", path.c_str());
-    if (s.keep_last > 0 && rank == 0) {
-      // The step files of this directory, oldest first; the newest keep_last stay (`latest`
-      // names the newest, so it is never removed).
-      std::vector<std::string> steps;
-      for (const auto& e : std::filesystem::directory_iterator(s.output)) {
-        const std::string f = e.path().filename().string();
-        if (f.size() == 16 && f.rfind("step_", 0) == 0 && f.substr(13) == ".h5") steps.push_back(f);
-      }
-      std::sort(steps.begin(), steps.end());
-      for (size_t i = 0; i + size_t(s.keep_last) < steps.size(); ++i)
-        std::filesystem::remove(io::join_path(s.output, steps[i]));
-    }
+    if (s.keep_last > 0 && rank == 0) remove_old_step_files(s.output, s.keep_last);
   };
 
   // ---- training ----
