@@ -174,7 +174,7 @@ int run_rollout(const Config& cfg) {
     scores[{s.prompt_id, s.sample_index}] =
         score_response(text, out.groups[group_of[s.prompt_id]].answer, s.finish_reason == "length", ro);
   });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const EngineStats es = engine.stats();
 
   // figures: [reward text, count text, reward image, count image, all-correct groups, none-correct
   // groups, groups, tokens, truncated, samples]; max length
@@ -197,11 +197,16 @@ int run_rollout(const Config& cfg) {
   }
   for (double s : group_sum) f[4] += s == n, f[5] += s == 0, f[6] += 1;
   OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, f, 10, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-  double slowest = seconds;
   OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &max_len, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
-  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
-
   write_rollouts(output, MPI_COMM_WORLD, out);
+  // Wall time of the whole phase (generation, rewards, bookkeeping, the collective write) against
+  // the engine's own prefill + decode time: the cost of everything around the engine.
+  double times[2] = {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                     es.prefill_seconds + es.decode_seconds};
+  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, times, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  const double slowest = times[0];
+  double decode[2] = {double(es.decode_tokens), es.decode_seconds};
+  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, decode, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
 
   const nlohmann::json j = {
       {"iteration", iteration}, {"policy_step", policy_step}, {"max_new_tokens", max_new},
@@ -210,7 +215,9 @@ int run_rollout(const Config& cfg) {
       {"reward_image", f[3] > 0 ? nlohmann::json(f[2] / f[3]) : nlohmann::json()},
       {"groups_all_correct", f[4] / f[6]}, {"groups_none_correct", f[5] / f[6]},
       {"response_length_mean", f[7] / f[9]}, {"response_length_max", max_len}, {"truncated", f[8] / f[9]},
-      {"generated_tokens", int64_t(f[7])}, {"tokens_per_s", f[7] / slowest}, {"seconds", slowest}};
+      {"generated_tokens", int64_t(f[7])}, {"tokens_per_s", f[7] / slowest}, {"seconds", slowest},
+      {"engine_seconds", times[1]}, {"engine_decode_tokens_per_s", decode[1] > 0 ? decode[0] / decode[1] * ranks : 0.0},
+      {"overhead", 1.0 - times[1] / slowest}};
   if (rank == 0) {
     std::string metrics = cfg.get<std::string>("metrics");
     if (metrics.empty()) metrics = io::join_path(io::parent_dir(output), "rollout_metrics.jsonl");

@@ -52,7 +52,19 @@ echo "ok: killed and restarted loop = uninterrupted loop"
 lines=$(wc -l <"$WORK/full/policy/ppo_metrics.jsonl")
 [ "$lines" = 3 ] || { echo "FAIL: $lines PPO metric lines"; FAILED=1; }
 
-# 3. Bad input.
+# 3. An image prompt goes through the vision tower in rollout and in PPO.
+IMG="$REPO/tests/fixtures/image_processor/images/pattern_56x84.png"
+printf '%s\n' "{\"id\": \"img\", \"prompt\": \"What is 2+3?\", \"image\": \"$IMG\", \"answer\": \"5\"}" \
+  '{"id": "txt", "prompt": "What is 1+1?", "answer": "2"}' >"$WORK/mm.jsonl"
+mkdir -p "$WORK/mm"
+expect_status 0 "rollout with an image prompt" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$WORK/mm.jsonl" \
+  -o "$WORK/mm/iter_000000.h5" --tokenizer "$TOK" --prompts-per-iteration 2 --n 2 --max-new-tokens 16
+grep -q '"reward_image":[0-9]' "$WORK/mm/rollout_metrics.jsonl" || { echo "FAIL: no image reward reported"; FAILED=1; }
+expect_status 0 "PPO on rollouts with an image" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/mm/iter_000000.h5" \
+  --policy-output "$WORK/mm/p" --critic-output "$WORK/mm/c" --warmup-steps 0 --seq-len 256
+[ -f "$WORK/mm/p/step_00000001.h5" ] || { echo "FAIL: no policy after PPO with images"; FAILED=1; }
+
+# 4. Bad input.
 printf '%s\n' '{"prompt": "x", "answer": "1"}' '{"prompt": 5, "answer": "1"}' >"$WORK/bad.jsonl"
 expect_status 1 "malformed prompt row" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$WORK/bad.jsonl" -o "$WORK/x.h5" "${RO[@]}"
 expect_output "bad.jsonl:2: expected \"prompt\" (text) or \"messages\"" "row named"
