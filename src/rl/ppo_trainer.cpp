@@ -64,20 +64,6 @@ void add_ppo_options(Config& cfg) {
 
 namespace {
 
-bool trained(const std::string& name, const std::string& modules) {
-  bool on = false;
-  for (size_t a = 0; a <= modules.size();) {
-    const size_t b = std::min(modules.find(',', a), modules.size());
-    const std::string m = modules.substr(a, b - a);
-    if (m == "all") on = true;
-    else if (m == "llm") on |= name.rfind("model.", 0) == 0 || name.rfind("lm_head.", 0) == 0;
-    else if (m == "vision") on |= name.rfind("visual.", 0) == 0 && name.rfind("visual.merger.", 0) != 0;
-    else if (m == "merger") on |= name.rfind("visual.merger.", 0) == 0;
-    else throw ConfigError("--train: expected llm, vision, merger or all (comma-separated), got '" + m + "'");
-    a = b + 1;
-  }
-  return on;
-}
 
 // A model being trained: weights, its trainable subset, and (critic) the value head.
 struct Trainee {
@@ -186,7 +172,7 @@ int run_ppo(const Config& cfg) {
   critic.params.push_back({"value_head.weight", critic.value_head->weight});
   std::vector<dist::ZeroParam> ptrain, ctrain;
   for (auto& p : policy.params) {
-    const bool on = trained(p.name, cfg.get<std::string>("train"));
+    const bool on = train::trained_by(p.name, cfg.get<std::string>("train"));
     p.tensor.requires_grad_(on);
     if (on) ptrain.push_back({p.name, p.tensor, p.tensor.dim() >= 2});
   }

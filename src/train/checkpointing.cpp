@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/error.h"
 #include "common/mpi_runtime.h"
 #include "io/fs.h"
 #include "io/model_copy.h"
@@ -20,6 +21,21 @@ std::vector<NamedTensor> model_parameters(model::Qwen2_5_VL& m) {
   if (m.visual)
     for (const auto& p : m.visual->named_parameters()) out.push_back({"visual." + p.key(), p.value()});
   return out;
+}
+
+bool trained_by(const std::string& name, const std::string& modules) {
+  bool on = false;
+  for (size_t a = 0; a <= modules.size();) {
+    const size_t b = std::min(modules.find(',', a), modules.size());
+    const std::string m = modules.substr(a, b - a);
+    if (m == "all") on = true;
+    else if (m == "llm") on |= name.rfind("model.", 0) == 0 || name.rfind("lm_head.", 0) == 0;
+    else if (m == "vision") on |= name.rfind("visual.", 0) == 0 && name.rfind("visual.merger.", 0) != 0;
+    else if (m == "merger") on |= name.rfind("visual.merger.", 0) == 0;
+    else throw ConfigError("--train: expected llm, vision, merger or all (comma-separated), got '" + m + "'");
+    a = b + 1;
+  }
+  return on;
 }
 
 void write_training_checkpoint(const std::string& path, io::CheckpointAttrs attrs, const std::vector<NamedTensor>& params,

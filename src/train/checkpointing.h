@@ -23,6 +23,10 @@ struct NamedTensor {
 // optimizer's canonical order follows it).
 std::vector<NamedTensor> model_parameters(model::Qwen2_5_VL& m);
 
+// Whether `--train MODULES` (comma-separated llm, vision, merger, all) selects the parameter
+// with this published name; ConfigError for an unknown module.
+bool trained_by(const std::string& name, const std::string& modules);
+
 // Collective over MPI_COMM_WORLD. attrs.extra gets the optimizer layout ("optim_params").
 void write_training_checkpoint(const std::string& path, io::CheckpointAttrs attrs, const std::vector<NamedTensor>& params,
                                io::DType dtype, const dist::ZeroAdamW& opt,

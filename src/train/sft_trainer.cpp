@@ -147,22 +147,6 @@ Settings read_settings(const Config& cfg) {
   return s;
 }
 
-// Which parameters --train selects, by published name.
-bool trained(const std::string& name, const std::string& modules) {
-  bool on = false;
-  size_t start = 0;
-  while (start <= modules.size()) {
-    const size_t end = std::min(modules.find(',', start), modules.size());
-    const std::string m = modules.substr(start, end - start);
-    if (m == "all") on = true;
-    else if (m == "llm") on |= name.rfind("model.", 0) == 0 || name.rfind("lm_head.", 0) == 0;
-    else if (m == "vision") on |= name.rfind("visual.", 0) == 0 && name.rfind("visual.merger.", 0) != 0;
-    else if (m == "merger") on |= name.rfind("visual.merger.", 0) == 0;
-    else throw ConfigError("--train: expected llm, vision, merger or all (comma-separated), got '" + m + "'");
-    start = end + 1;
-  }
-  return on;
-}
 
 int local_rank() {
   MPI_Comm node;
@@ -253,12 +237,12 @@ int run_sft(const Config& cfg) {
   std::vector<dist::ZeroParam> trainable;
   const std::vector<NamedTensor> params = model_parameters(m);
   for (const NamedTensor& p : params) {
-    const bool on = trained(p.name, s.train);
+    const bool on = train::trained_by(p.name, s.train);
     p.tensor.requires_grad_(on);
     if (on) trainable.push_back({p.name, p.tensor, p.tensor.dim() >= 2});
   }
   if (trainable.empty()) throw ConfigError("--train " + s.train + ": selects no parameter of this model");
-  const bool train_vision = m.visual && (trained("visual.blocks.0", s.train) || trained("visual.merger.x", s.train));
+  const bool train_vision = m.visual && (train::trained_by("visual.blocks.0", s.train) || train::trained_by("visual.merger.x", s.train));
   m.lm->train();
   if (m.visual) m.visual->train(train_vision);
   dist::ZeroAdamW opt(trainable, *comm, s.zero_stage, s.adam, int64_t(s.bucket_mb * (1 << 20) / 4));
