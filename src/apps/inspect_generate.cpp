@@ -98,16 +98,10 @@ int inspect_generate(int argc, char** argv) {
     model::ImageProcessorOptions po_opts = pp.empty() ? model::ImageProcessorOptions{} : model::ImageProcessorOptions::from_json_file(pp);
     if (cfg.has("max-pixels")) po_opts.max_pixels = cfg.get<int64_t>("max-pixels");
     const model::ImageProcessor processor(po_opts);
-    std::vector<at::Tensor> rows;
-    std::vector<int64_t> grids;
-    for (const auto& path : images) {
-      model::ProcessedImage p = processor.process_file(path);
-      rows.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
-      grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
-      pad_counts.push_back(p.num_image_tokens());
-    }
-    pixel_values = torch::cat(rows, 0);
-    grid_thw = torch::tensor(grids).view({-1, 3});
+    model::ImageInputs in = model::process_images(processor, images);
+    pixel_values = in.pixel_values;
+    grid_thw = in.grid_thw;
+    pad_counts = in.pad_counts;
   }
 
   std::vector<int64_t> prompt;

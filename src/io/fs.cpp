@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -121,6 +122,13 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   }
   ::close(fd);
   rename_durable(tmp, path);
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) throw Error(path + ": " + std::strerror(errno));
+  const bool ok = std::fprintf(f, "%s\n", line.c_str()) >= 0;
+  if (std::fclose(f) != 0 || !ok) throw Error(path + ": " + std::strerror(errno));
 }
 
 }  // namespace ovr::io

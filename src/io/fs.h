@@ -25,5 +25,7 @@ void rename_durable(const std::string& from, const std::string& to);
 // Writes `content` to path.tmp.<pid>, fsyncs it and renames it over `path`: readers see the old
 // or the new content, never a mix.
 void write_file_atomic(const std::string& path, const std::string& content);
+// Appends `line` and a newline (metrics JSONL); throws "<path>: <strerror>".
+void append_line(const std::string& path, const std::string& line);
 
 }  // namespace ovr::io

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/image_processor.h"
 #include "model/qwen2.h"
 #include "model/vision.h"
 
@@ -39,6 +40,15 @@ struct Qwen2_5_VL {
   // Logits [S, vocab] of one sequence with its images.
   at::Tensor logits(const std::vector<int64_t>& ids, const at::Tensor& pixel_values, const at::Tensor& grid_thw);
 };
+
+// Image files through the image processor, as the vision tower takes them: pixel_values
+// [patches, channels * patch^2] of all images in order, grid_thw [images, 3], and each image's
+// number of <|image_pad|> tokens (for the chat template).
+struct ImageInputs {
+  at::Tensor pixel_values, grid_thw;
+  std::vector<int64_t> pad_counts;
+};
+ImageInputs process_images(const ImageProcessor& processor, const std::vector<std::string>& paths);
 
 // From a Hugging Face directory or an ovr checkpoint (both name forms); eval mode.
 Qwen2_5_VL load_qwen2_5_vl(const std::string& path);

@@ -126,28 +126,15 @@ int run_rollout(const Config& cfg) {
     const PromptRow& row = rows[size_t(chosen[size_t(k)])];
     RolloutGroup g{row.index, row.id, {}, row.answer, row.images};
     GenerationRequest req;
-    std::vector<int64_t> pads;
-    at::Tensor pixels, grid;
-    if (!row.images.empty()) {
-      if (!m.visual) throw Error(row.source + ": an image prompt, but " + policy + " has no vision tower");
-      std::vector<at::Tensor> px;
-      std::vector<int64_t> grids;
-      for (const std::string& path : row.images) {
-        model::ProcessedImage p = processor->process_file(path);
-        px.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
-        grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
-        pads.push_back(p.num_image_tokens());
-      }
-      pixels = torch::cat(px);
-      grid = torch::tensor(grids).view({-1, 3});
-    }
-    g.prompt_tokens = prompt_tokens(tok, row, tmpl, pads);
+    if (!row.images.empty() && !m.visual) throw Error(row.source + ": an image prompt, but " + policy + " has no vision tower");
+    const model::ImageInputs images = model::process_images(*processor, row.images);
+    g.prompt_tokens = prompt_tokens(tok, row, tmpl, images.pad_counts);
     req.prompt_ids.assign(g.prompt_tokens.begin(), g.prompt_tokens.end());
     for (int64_t id : req.prompt_ids)
       if (id >= m.lm->config.vocab_size) throw Error(row.source + ": token id " + std::to_string(id) + " is outside the model's vocabulary");
     if (!row.images.empty()) {
       torch::NoGradGuard no_grad;
-      const auto in = m.inputs(req.prompt_ids, pixels.to(dtype), grid);
+      const auto in = m.inputs(req.prompt_ids, images.pixel_values.to(dtype), images.grid_thw);
       req.inputs_embeds = in.embeds;
       req.positions = in.positions;
     }
@@ -221,12 +208,7 @@ int run_rollout(const Config& cfg) {
   if (rank == 0) {
     std::string metrics = cfg.get<std::string>("metrics");
     if (metrics.empty()) metrics = io::join_path(io::parent_dir(output), "rollout_metrics.jsonl");
-    if (std::FILE* mf = std::fopen(metrics.c_str(), "a")) {
-      std::fprintf(mf, "%s\n", j.dump().c_str());
-      std::fclose(mf);
-    } else {
-      throw Error(metrics + ": cannot open for appending");
-    }
+    io::append_line(metrics, j.dump());
   }
   log::info("iteration %lld: reward %.3f (text %s, image %s), groups all/none correct %.2f/%.2f, length mean %.0f max "
             "%lld (limit %lld), truncated %.2f, %.0f tok/s -> %s",

@@ -13,6 +13,7 @@ namespace {
 // One 1-D dataset: this rank's values and where they start in the file.
 template <class T>
 struct Column {
+  Column(const char* n, io::DType d) : name(n), dtype(d) {}
   const char* name;
   io::DType dtype;
   std::vector<T> values;

@@ -68,16 +68,13 @@ TargetStates hidden_at_targets(model::Qwen2_5_VL& m, const SftBatch& b, const mo
   at::Tensor embeds = m.lm->embed(input_ids);
   if (!b.images.empty()) {
     if (!processor || !m.visual) throw Error("a batch with images needs the vision tower and an image processor");
-    std::vector<at::Tensor> pixels, grids;
-    for (const SftImage& image : b.images) {
-      model::ProcessedImage p = processor->process_file(image.path);
-      pixels.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
-      grids.push_back(torch::tensor({p.grid_thw[0], p.grid_thw[1], p.grid_thw[2]}, at::kLong).view({1, 3}));
-    }
+    std::vector<std::string> paths;
+    for (const SftImage& image : b.images) paths.push_back(image.path);
+    const model::ImageInputs images = model::process_images(*processor, paths);
     at::Tensor features;
     {
       torch::AutoGradMode grad(train_vision && torch::GradMode::is_enabled());
-      features = m.visual->forward(torch::cat(pixels).to(device).to(embeds.scalar_type()), torch::cat(grids));
+      features = m.visual->forward(images.pixel_values.to(device).to(embeds.scalar_type()), images.grid_thw);
     }
     embeds = embeds.index_put({input_ids.eq(m.image_token_id)}, features.to(embeds.scalar_type()));
   }
