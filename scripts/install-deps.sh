@@ -16,6 +16,11 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libboost-program-options-dev nlohmann-json3-dev zlib1g-dev libisal-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libicu-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   python3 python3-h5py python3-numpy python3-pandas python3-matplotlib
+# tests/slurm/ runs the jobs/slurm/ scripts on a real single-node Slurm that it starts itself (its own
+# munged, slurmctld and slurmd under a temporary directory, not the system services). libpmix-dev
+# holds the unversioned libpmix.so that `srun --mpi=pmix` loads; the slurm-wlm metapackage would
+# add ~35 recommended plugin packages, hence the three daemons' packages alone.
+$SUDO apt-get install -y -q --no-install-recommends slurmctld slurmd slurm-client munge libpmix-dev
 # Other packages may pull in the pthread flavour of OpenBLAS, which can win the alternative; the
 # OpenMP flavour is the one whose threads torch::set_num_threads (and OMP_NUM_THREADS) control.
 for lib in libblas.so.3 liblapack.so.3; do

@@ -1,6 +1,8 @@
 // The generation engine: parity with transformers' greedy generate, reproducible sampling
 // whatever the batch, continuous batching, shared prefill, stop conditions, log-probabilities.
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <torch/torch.h>
 
 #include <map>
@@ -175,6 +177,32 @@ TEST(Generation, StopStringsAndLengthEndSequences) {
   const auto first = std::find(free_run[0].tokens.begin(), free_run[0].tokens.end(), free_run[0].tokens[3]);
   EXPECT_EQ(stopped[0].tokens, std::vector<int64_t>(free_run[0].tokens.begin(), first + 1));
   EXPECT_EQ(stopped[0].finish_reason, "stop");
+}
+
+TEST(Generation, SuppressedTokensAreNeverGenerated) {
+  // The tokens a free greedy run and a sampled run produce most are suppressed in a second run:
+  // none of them appears, and the log-probs stay those of a proper distribution.
+  for (const bool greedy : {true, false}) {
+    EngineOptions o = sampling_options(8);
+    o.sampling.greedy = greedy;
+    o.max_new_tokens = 12;
+    const auto reqs = some_requests(3, 4, 5);
+    std::map<int64_t, int> counts;
+    for (const auto& s : GenerationEngine(tiny_lm(), o).generate(reqs))
+      for (int64_t t : s.tokens) ++counts[t];
+    std::vector<std::pair<int, int64_t>> by_count;
+    for (const auto& [t, c] : counts) by_count.push_back({c, t});
+    std::sort(by_count.rbegin(), by_count.rend());
+    ASSERT_GE(by_count.size(), 2u);
+    o.suppressed_ids = {by_count[0].second, by_count[1].second};
+    for (const auto& s : GenerationEngine(tiny_lm(), o).generate(reqs)) {
+      for (int64_t t : s.tokens) EXPECT_TRUE(t != o.suppressed_ids[0] && t != o.suppressed_ids[1]) << t;
+      for (float lp : s.logprobs) EXPECT_TRUE(std::isfinite(lp) && lp <= 0.0f);
+    }
+  }
+  EngineOptions bad;
+  bad.suppressed_ids = {100000};
+  EXPECT_THROW(GenerationEngine(tiny_lm(), bad), Error);
 }
 
 TEST(Generation, KvCacheBudgetTooSmallForOnePromptIsAClearError) {

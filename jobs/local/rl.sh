@@ -7,6 +7,12 @@
 # step is skipped when its output exists, and each output appears atomically, so after a crash,
 # a kill or a requeue the same command continues where it stopped and computes exactly what an
 # uninterrupted run would (CPU, same number of ranks).
+#
+# It is also the loop body of jobs/slurm/rl.sbatch:
+#   OVR_LAUNCHER=mpirun (default: mpirun -n OVR_NP, OVR_NP default 2) or srun (srun --mpi=pmix on the
+#                allocation's tasks, or -n OVR_NP); OVR_MPIRUN_ARGS / OVR_SRUN_ARGS are added to the launcher.
+#   SIGUSR1 asks for a stop: the running step finishes (the signal is not passed on to it), no new
+#   step starts, and the script exits 75 ("requeue me"); the same command later continues.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="${OVR_BIN:-$REPO/build/src}"
@@ -16,18 +22,31 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do ROLLOUT_OPTS+=("$1"); shift; done
 [ $# -gt 0 ] && shift
 PPO_OPTS=("$@")
 NP="${OVR_NP:-2}"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
-MPIRUN=(mpirun -n "$NP")
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+case "${OVR_LAUNCHER:-mpirun}" in  # the same choice as jobs/slurm/common.sh's ovr_launcher
+  mpirun) MPIRUN=(mpirun -n "$NP" ${OVR_MPIRUN_ARGS:-}) ;;
+  srun) MPIRUN=(srun --mpi=pmix --kill-on-bad-exit=1 ${OVR_NP:+-n "$OVR_NP"} ${OVR_SRUN_ARGS:-}) ;;
+  *) echo "rl.sh: error: OVR_LAUNCHER must be mpirun or srun, not '$OVR_LAUNCHER'" >&2; exit 2 ;;
+esac
+# A trap runs only once the foreground command has ended: the running step always completes.
+STOP=0
+trap 'STOP=1' USR1
+stop_point() {
+  if [ "$STOP" = 1 ]; then echo "RL: stop requested; exiting 75 before $1 (rerun the same command to continue)"; exit 75; fi
+}
 step() { printf '%s/step_%08d.h5' "$1" "$2"; }
 mkdir -p "$WORK/policy" "$WORK/critic" "$WORK/rollouts"
 [ -f "$(step "$WORK/policy" 0)" ] || "$BIN/ovr_convert" "$POLICY0" "$(step "$WORK/policy" 0)" >/dev/null
 for ((k = 0; k < ITERS; k++)); do
   rollout="$(printf '%s/rollouts/iter_%06d.h5' "$WORK" $k)"
   if [ ! -f "$rollout" ]; then
+    stop_point "the rollout of iteration $k"
     "${MPIRUN[@]}" "$BIN/ovr_rollout" --policy "$(step "$WORK/policy" $k)" --prompts "$PROMPTS" --iteration $k \
       --output "$rollout" "${ROLLOUT_OPTS[@]}"
   fi
   if [ ! -f "$(step "$WORK/policy" $((k + 1)))" ]; then
+    stop_point "the PPO update of iteration $k"
     critic=(); [ $k -gt 0 ] && critic=(--critic "$(step "$WORK/critic" $k)")
     "${MPIRUN[@]}" "$BIN/ovr_ppo" --policy "$(step "$WORK/policy" $k)" "${critic[@]}" --rollouts "$rollout" \
       --policy-output "$WORK/policy" --critic-output "$WORK/critic" "${PPO_OPTS[@]}"

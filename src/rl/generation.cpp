@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "common/error.h"
 #include "rl/paged_kv_cache.h"
@@ -50,6 +51,9 @@ GenerationEngine::GenerationEngine(model::Qwen2ForCausalLM lm, EngineOptions opt
   validate(opt_.sampling);
   if (opt_.max_batch <= 0) throw Error("generation: max_batch must be positive");
   if (!opt_.stop_strings.empty() && !opt_.detokenize) throw Error("generation: stop strings need a detokenizer");
+  for (int64_t id : opt_.suppressed_ids)
+    if (id < 0 || id >= lm_->config.vocab_size) throw Error("generation: suppressed token " + std::to_string(id) + " is outside the vocabulary");
+  if (!opt_.suppressed_ids.empty()) suppressed_ = torch::tensor(opt_.suppressed_ids, at::kLong);
 }
 
 std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
@@ -130,7 +134,9 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
     const double t0 = now();
     // One vectorised softmax for the whole batch (LibTorch's softmax is ~2.5x faster than its
     // log_softmax here); log-probabilities are taken of the chosen tokens only.
-    at::Tensor probs = torch::softmax(logits.to(at::kFloat) / effective_temperature(opt_.sampling), -1).to(at::kCPU).contiguous();
+    at::Tensor scaled = logits.to(at::kFloat) / effective_temperature(opt_.sampling);
+    if (suppressed_.defined()) scaled.index_fill_(1, suppressed_.to(scaled.device()), -std::numeric_limits<float>::infinity());
+    at::Tensor probs = torch::softmax(scaled, -1).to(at::kCPU).contiguous();
     const int64_t vocab = probs.size(1);
     // Rows are independent (each has its own random stream), so threads may share them out.
     at::parallel_for(0, int64_t(rows.size()), 1, [&](int64_t begin, int64_t end) {

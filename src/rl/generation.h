@@ -41,6 +41,9 @@ struct EngineOptions {
   uint64_t seed = 0;
   SamplingParams sampling;
   std::vector<int64_t> eos_ids;
+  // Tokens never sampled (probability 0): image/video placeholders, which only the chat template
+  // may place; a response holding one would not be a valid document for training.
+  std::vector<int64_t> suppressed_ids;
   std::vector<std::string> stop_strings;  // need `detokenize`
   std::function<std::string(const std::vector<int64_t>&)> detokenize;
 };
@@ -64,6 +67,7 @@ class GenerationEngine {
  private:
   model::Qwen2ForCausalLM lm_;
   EngineOptions opt_;
+  at::Tensor suppressed_;  // suppressed_ids as a tensor (undefined when none)
   EngineStats stats_;
 };
 

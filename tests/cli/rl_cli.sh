@@ -22,7 +22,7 @@ for d in response_tokens response_lengths reward sample_group sample_index promp
 done
 # Log-probs: the same tokens through differently composed batches agree to float rounding.
 values() {  # the dataset's numbers, one per line (its first DATA block; the second is the crc32 attribute)
-  h5dump -y -w 0 -d /rollout/behaviour_logprobs "$1" | awk 'f && /}/ {exit} f {print} /DATA \{/ {f = 1}' | tr ',' '\n' \
+  h5dump -m '%.9g' -y -w 0 -d /rollout/behaviour_logprobs "$1" | awk 'f && /}/ {exit} f {print} /DATA \{/ {f = 1}' | tr ',' '\n' \
     | grep -Eo -- '-?[0-9][0-9.e+-]*'
 }
 worst=$(paste <(values "$WORK/r1.h5") <(values "$WORK/r2.h5") | awk '{d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d} END {print m + 0}')

@@ -1,0 +1,188 @@
+#include "eval/benchmark.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "io/fs.h"
+#include "rl/reward.h"
+
+namespace ovr::eval {
+
+namespace {
+
+const char* kBoxedInstruction = "Please reason step by step, and put your final answer within \\boxed{}.";
+const char* kChoiceInstruction = "Please reason step by step, and put the letter of the correct option within \\boxed{}.";
+
+std::string as_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+std::optional<std::string> optional_text(const nlohmann::json& j, const std::string& key) {
+  if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+  return as_text(j[key]);
+}
+
+std::string letter(size_t i) { return std::string(1, char('A' + i)); }
+
+// "Options: A, B, C" when the options are their own labels (MATH-Vision's options drawn in the
+// picture), else one "A. text" line per option.
+std::string options_block(const std::vector<std::string>& options) {
+  bool labels_only = true;
+  for (size_t i = 0; i < options.size(); ++i) labels_only = labels_only && options[i] == letter(i);
+  std::string s = "\n\nOptions:";
+  for (size_t i = 0; i < options.size(); ++i) s += labels_only ? (i ? ", " : " ") + letter(i) : "\n" + letter(i) + ". " + options[i];
+  return s;
+}
+
+// Question text with <imageN> placeholders -> user turn items; images[N-1] at each placeholder.
+model::ChatMessage question_turn(const std::string& text, const std::vector<std::string>& images,
+                                 std::vector<std::string>& images_in_order) {
+  model::ChatMessage user = model::ChatMessage::text("user", "");
+  user.content.clear();
+  std::vector<bool> used(images.size(), false);
+  std::vector<model::ChatItem> items;
+  std::string pending;
+  for (size_t i = 0; i < text.size();) {
+    size_t n = 0, j = i + 6;
+    if (text.compare(i, 6, "<image") == 0) {
+      while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) n = n * 10 + size_t(text[j++] - '0');
+    }
+    if (j > i + 6 && j < text.size() && text[j] == '>') {
+      if (n >= 1 && n <= images.size() && !used[n - 1]) {  // a placeholder without its file is dropped
+        if (!pending.empty()) items.push_back({model::ChatItem::Type::Text, pending}), pending.clear();
+        items.push_back({model::ChatItem::Type::Image, ""});
+        images_in_order.push_back(images[n - 1]);
+        used[n - 1] = true;
+      }
+      i = j + 1;
+      continue;
+    }
+    pending += text[i++];
+  }
+  if (!pending.empty()) items.push_back({model::ChatItem::Type::Text, pending});
+  std::vector<model::ChatItem> front;
+  std::vector<std::string> front_images;
+  for (size_t k = 0; k < images.size(); ++k)
+    if (!used[k]) front.push_back({model::ChatItem::Type::Image, ""}), front_images.push_back(images[k]);
+  images_in_order.insert(images_in_order.begin(), front_images.begin(), front_images.end());
+  user.content = front;
+  user.content.insert(user.content.end(), items.begin(), items.end());
+  return user;
+}
+
+std::vector<std::string> string_list(const nlohmann::json& v, const std::string& what) {
+  std::vector<std::string> out;
+  if (v.is_null()) return out;
+  if (v.is_string()) return {v.get<std::string>()};
+  if (!v.is_array()) throw Error("\"" + what + "\" must be a string or a list");
+  for (const auto& x : v) out.push_back(as_text(x));
+  return out;
+}
+
+}  // namespace
+
+FieldMap parse_field_map(const std::string& spec) {
+  FieldMap m;
+  size_t a = 0;
+  while (a < spec.size()) {
+    const size_t b = std::min(spec.find(',', a), spec.size());
+    const std::string item = spec.substr(a, b - a);
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      throw ConfigError("--fields: expected KEY=FIELD,..., got '" + item + "'");
+    const std::string key = item.substr(0, eq);
+    if (!m.names.count(key))
+      throw ConfigError("--fields: unknown key '" + key + "' (id, question, messages, image, images, answer, options, subject, level)");
+    m.names[key] = item.substr(eq + 1);
+    a = b + 1;
+  }
+  return m;
+}
+
+Benchmark load_benchmark(const std::string& path, const std::string& format, const FieldMap& generic_fields,
+                         const std::string& instruction) {
+  FieldMap f = generic_fields;
+  if (format == "math500") f = parse_field_map("question=problem,id=unique_id");
+  else if (format == "mathvision") f = FieldMap{};
+  else if (format != "generic") throw ConfigError("--format: expected math500, mathvision or generic, got '" + format + "'");
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  const std::string dir = io::parent_dir(path);
+  auto resolve = [&](const std::string& p) { return p.empty() || p.front() == '/' ? p : io::join_path(dir, p); };
+  Benchmark out;
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) throw Error("not a JSON object");
+      Problem p;
+      p.line = n;
+      p.prompt.index = n;
+      p.prompt.source = path + ":" + std::to_string(n);
+      p.prompt.id = j.contains(f["id"]) ? as_text(j[f["id"]]) : std::to_string(n);
+      p.subject = optional_text(j, f["subject"]);
+      p.level = optional_text(j, f["level"]);
+      if (!j.contains(f["answer"]) || j[f["answer"]].is_null() || as_text(j[f["answer"]]).empty()) throw Error("no answer");
+      p.prompt.answer = as_text(j[f["answer"]]);
+      if (j.contains(f["options"])) p.options = string_list(j[f["options"]], f["options"]);
+      if (p.options.size() > 26) throw Error("more than 26 options");
+      std::vector<std::string> images;
+      if (j.contains(f["images"])) images = string_list(j[f["images"]], f["images"]);
+      if (j.contains(f["image"])) {
+        const auto more = string_list(j[f["image"]], f["image"]);
+        images.insert(images.end(), more.begin(), more.end());
+      }
+      std::string suffix = instruction == "auto" ? (p.options.empty() ? kBoxedInstruction : kChoiceInstruction)
+                           : instruction == "none" ? "" : instruction;
+      if (j.contains(f["question"])) {
+        if (!j[f["question"]].is_string() || j[f["question"]].get<std::string>().empty()) throw Error("empty question");
+        std::string text = j[f["question"]].get<std::string>();
+        if (!p.options.empty()) text += options_block(p.options);
+        if (!suffix.empty()) text += "\n" + suffix;
+        std::vector<std::string> ordered;
+        p.prompt.messages.push_back(question_turn(text, images, ordered));
+        for (const auto& s : ordered) p.prompt.images.push_back(resolve(s));
+      } else if (j.contains(f["messages"])) {  // used as written; the instruction ends the last user text
+        p.prompt.messages = model::chat_messages_from_json(j[f["messages"]]);
+        for (const auto& s : model::chat_image_sources(j[f["messages"]])) p.prompt.images.push_back(resolve(s));
+        for (auto it = p.prompt.messages.rbegin(); it != p.prompt.messages.rend() && !suffix.empty(); ++it) {
+          if (it->role != "user") continue;
+          it->content.push_back({model::ChatItem::Type::Text, "\n" + suffix});
+          break;
+        }
+        for (const auto& m : p.prompt.messages)
+          if (m.role == "assistant") throw Error("a prompt must not hold an assistant turn");
+      } else {
+        throw Error("no \"" + f["question"] + "\" or \"" + f["messages"] + "\"");
+      }
+      for (const std::string& img : p.prompt.images)
+        if (img.empty() || !io::path_exists(img)) throw Error("image " + img + ": no such file");
+      // A reference given as an option's text becomes its letter.
+      if (!p.options.empty() && chosen_option(p.prompt.answer, {}).empty())
+        for (size_t i = 0; i < p.options.size(); ++i)
+          if (p.options[i] == p.prompt.answer) p.prompt.answer = letter(i);
+      out.problems.push_back(std::move(p));
+    } catch (const std::exception& e) {  // nlohmann and ovr errors alike: the row is skipped
+      out.bad_rows.push_back({n, e.what()});
+    }
+  }
+  return out;
+}
+
+std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options) {
+  std::string s;
+  for (char c : extracted)
+    if (!std::isspace(static_cast<unsigned char>(c))) s += c;
+  if (s.rfind("\\text{", 0) == 0 && s.back() == '}') s = s.substr(6, s.size() - 7);
+  if (s.size() >= 3 && s.front() == '(' && s[2] == ')') s = s.substr(1, 1) + s.substr(3);
+  if (!s.empty() && std::isupper(static_cast<unsigned char>(s[0])) &&
+      (s.size() == 1 || s[1] == '.' || s[1] == ':' || s[1] == ')'))
+    return s.substr(0, 1);
+  for (size_t i = 0; i < options.size(); ++i)
+    if (!extracted.empty() && rl::answers_equivalent(extracted, options[i])) return letter(i);
+  return "";
+}
+
+}  // namespace ovr::eval

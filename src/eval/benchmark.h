@@ -1,0 +1,62 @@
+// Benchmark files in their published forms, turned into prompt rows for the generation engine.
+//
+//   math500     {"problem", "answer", "subject", "level", "unique_id", ...} (openai/prm800k)
+//   mathvision  {"id", "question" with <image1>.., "options": [...], "answer": letter or value,
+//                "image": path, "subject", "level"} (mathllm/MATH-V; image paths relative to the file)
+//   generic     any JSONL, read through a field map: question or messages (ovr's chat form),
+//               image or images, answer, options, id, subject, level
+//
+// The question becomes one user turn: its text with each <imageN> placeholder replaced by the
+// N-th image (images no placeholder names go first, as Qwen2.5-VL's examples place them), the
+// options listed as "A. ...", and the benchmark's instruction (final answer in \boxed{}).
+// A row the evaluator cannot use (malformed JSON, no question, no answer, a missing image file)
+// becomes a BadRow with its line and reason, never an exception.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rl/prompts.h"
+
+namespace ovr::eval {
+
+struct Problem {
+  rl::PromptRow prompt;                 // messages, images, id, answer (a letter for multiple choice)
+  int64_t line = 0;                     // 1-based line in the file
+  std::optional<std::string> subject, level;
+  std::vector<std::string> options;     // multiple choice: option texts, labelled A, B, ...
+};
+
+struct BadRow {
+  int64_t line = 0;
+  std::string reason;
+};
+
+struct Benchmark {
+  std::vector<Problem> problems;
+  std::vector<BadRow> bad_rows;
+};
+
+// Field names of the generic form; "question=problem,answer=final_answer" overrides two of them.
+struct FieldMap {
+  std::map<std::string, std::string> names = {{"id", "id"},         {"question", "question"}, {"messages", "messages"},
+                                               {"image", "image"},   {"images", "images"},     {"answer", "answer"},
+                                               {"options", "options"}, {"subject", "subject"}, {"level", "level"}};
+  const std::string& operator[](const std::string& key) const { return names.at(key); }
+};
+FieldMap parse_field_map(const std::string& spec);  // ConfigError on an unknown key or bad syntax
+
+// The instruction appended to a question: `instruction` as given, except "auto" (the default
+// for the format: step by step, final answer or option letter in \boxed{}) and "none".
+// Throws ConfigError for an unknown format; ovr::Error when the file cannot be opened.
+Benchmark load_benchmark(const std::string& path, const std::string& format, const FieldMap& fields,
+                         const std::string& instruction);
+
+// The letter of the option a response chose: the extracted answer itself when it is a letter
+// ("B", "(B)", "B." or "B: ..."), else the letter of the option whose text it equals
+// (rl::answers_equivalent); "" when neither.
+std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options);
+
+}  // namespace ovr::eval

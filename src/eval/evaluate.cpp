@@ -1,0 +1,182 @@
+#include "eval/evaluate.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/mpi_runtime.h"
+#include "eval/benchmark.h"
+#include "eval/scores.h"
+#include "io/fs.h"
+#include "rl/engine_setup.h"
+#include "rl/reward.h"
+
+namespace ovr::eval {
+
+void add_eval_options(Config& cfg) {
+  rl::add_engine_options(cfg, /*default_temperature=*/0.0);
+  cfg.options().add_options()
+      ("model", po::value<std::string>()->required(), "the model: an ovr checkpoint (file or directory with latest) or a Hugging Face model")
+      ("benchmark", po::value<std::string>()->required(), "the benchmark's name in the results (math500 and mathvision also pick --format)")
+      ("data", po::value<std::string>()->required(), "the benchmark file (JSONL; image paths relative to it)")
+      ("output,o", po::value<std::string>()->required(), "directory for results.jsonl and summary.json")
+      ("format", po::value<std::string>()->default_value("auto"), "math500, mathvision or generic (auto: from --benchmark, else generic)")
+      ("fields", po::value<std::string>()->default_value(""), "generic form: field names, e.g. question=problem,answer=final,image=img")
+      ("instruction", po::value<std::string>()->default_value("auto"), "text after the question: auto (step by step, answer in \\boxed{}), none, or the text")
+      ("k", po::value<int>()->default_value(1), "samples per problem (avg@k, pass@k, maj@k)")
+      ("max-new-tokens", po::value<int64_t>()->default_value(4096), "response length limit (a truncated response scores 0)")
+      ("prompt-template", po::value<std::string>()->default_value("chat"), "chat or orz (rl/prompts.h)")
+      ("answer-tag", po::bool_switch()->default_value(false), "read only the last <answer>...</answer> (with --prompt-template orz)")
+      ("seed", po::value<uint64_t>()->default_value(0), "sampling seed")
+      ("limit", po::value<int64_t>()->default_value(0), "evaluate only the first N usable problems (0: all)");
+}
+
+namespace {
+
+// The bytes of every rank's `text`, concatenated in rank order, on rank 0.
+std::string gather_text(const std::string& text) {
+  const int ranks = world_size();
+  int len = int(text.size());
+  std::vector<int> lens(static_cast<size_t>(ranks)), offs(static_cast<size_t>(ranks), 0);
+  OVR_MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
+  for (int r = 1; r < ranks; ++r) offs[size_t(r)] = offs[size_t(r - 1)] + lens[size_t(r - 1)];
+  std::string all(world_rank() == 0 ? size_t(offs.back() + lens.back()) : 0, '\0');
+  OVR_MPI_CHECK(MPI_Gatherv(text.data(), len, MPI_CHAR, all.data(), lens.data(), offs.data(), MPI_CHAR, 0, MPI_COMM_WORLD));
+  return all;
+}
+
+// The prompt as text, each image's run of <|image_pad|> shown once as <image>.
+std::string prompt_text(const model::Tokenizer& tok, const std::vector<int32_t>& ids) {
+  std::vector<int32_t> kept;
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] != tok.image_pad_id()) {
+      kept.push_back(ids[i]);
+      continue;
+    }
+    if (i > 0 && ids[i - 1] == tok.image_pad_id()) continue;
+    out += tok.decode(kept) + "<image>";
+    kept.clear();
+  }
+  return out + tok.decode(kept);
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t a = 0;
+  for (size_t b; (b = text.find('\n', a)) != std::string::npos; a = b + 1) lines.push_back(text.substr(a, b - a));
+  return lines;
+}
+
+}  // namespace
+
+int run_eval(const Config& cfg) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rank = world_rank(), ranks = world_size();
+  const std::string model_path = cfg.get<std::string>("model"), name = cfg.get<std::string>("benchmark");
+  const std::string data = cfg.get<std::string>("data"), output = cfg.get<std::string>("output");
+  const std::string tmpl = cfg.get<std::string>("prompt-template");
+  const int k = cfg.get<int>("k");
+  if (k < 1) throw ConfigError("--k: must be at least 1");
+  if (cfg.get<int64_t>("max-new-tokens") < 1) throw ConfigError("--max-new-tokens: must be at least 1");
+  if (cfg.get<int64_t>("limit") < 0) throw ConfigError("--limit: must be >= 0");
+  rl::apply_prompt_template(tmpl, "");  // validates the name
+  std::string format = cfg.get<std::string>("format");
+  if (format == "auto") format = name == "math500" || name == "mathvision" ? name : "generic";
+  rl::EngineOptions eo = rl::engine_options(cfg);
+  eo.max_new_tokens = cfg.get<int64_t>("max-new-tokens");
+  eo.seed = cfg.get<uint64_t>("seed");
+
+  Benchmark bench = load_benchmark(data, format, parse_field_map(cfg.get<std::string>("fields")), cfg.get<std::string>("instruction"));
+  if (cfg.get<int64_t>("limit") > 0 && int64_t(bench.problems.size()) > cfg.get<int64_t>("limit"))
+    bench.problems.resize(size_t(cfg.get<int64_t>("limit")));
+  if (bench.problems.empty()) throw Error(data + ": no usable problems (" + std::to_string(bench.bad_rows.size()) + " bad rows)");
+  const model::Tokenizer tok = rl::load_tokenizer(cfg, model_path);
+  rl::Policy policy = rl::load_policy(model_path, cfg.get<std::string>("device"));
+  const model::ImageProcessor processor = rl::load_image_processor(cfg);
+  eo.eos_ids = rl::stop_token_ids(policy, tok);
+  eo.suppressed_ids = rl::placeholder_token_ids(policy);
+
+  // ---- this rank's problems; one whose image cannot be read becomes a bad row ----
+  const size_t P = bench.problems.size();
+  const size_t first = P * size_t(rank) / size_t(ranks), last = P * size_t(rank + 1) / size_t(ranks);
+  std::vector<rl::GenerationRequest> requests;
+  std::map<int64_t, const Problem*> by_line;
+  std::map<int64_t, std::string> prompts;
+  std::string bad_lines;
+  for (size_t i = first; i < last; ++i) {
+    const Problem& p = bench.problems[i];
+    try {
+      std::vector<int32_t> tokens;
+      requests.push_back(rl::prepare_request(p.prompt, tmpl, tok, policy, processor, k, &tokens));
+      by_line[p.line] = &p;
+      prompts[p.line] = prompt_text(tok, tokens);
+    } catch (const Error& e) {
+      bad_lines += nlohmann::json({{"row", p.line}, {"reason", e.what()}}).dump() + "\n";
+    }
+  }
+
+  // ---- generate and score ----
+  rl::RewardOptions ro;
+  ro.extract.require_answer_tag = cfg.get<bool>("answer-tag");
+  rl::GenerationEngine engine(policy.model.lm, eo);
+  const std::vector<rl::GeneratedSample> samples = engine.generate(requests);
+  std::string lines;
+  int64_t tokens = 0;
+  for (const rl::GeneratedSample& s : samples) {
+    const Problem& p = *by_line.at(s.prompt_id);
+    const std::string text = tok.decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), /*skip_special=*/true);
+    const bool truncated = s.finish_reason == "length";
+    rl::RewardResult r = rl::score_response(text, p.prompt.answer, truncated, ro);
+    if (!p.options.empty() && !r.extracted.empty()) {  // multiple choice: compare the chosen letter
+      const bool right = chosen_option(r.extracted, p.options) == p.prompt.answer;
+      r.reward = right && !truncated ? 1.0 : 0.0;
+      r.reason = truncated ? "truncated" : right ? "correct" : "wrong";
+    }
+    tokens += int64_t(s.tokens.size());
+    lines += nlohmann::json({{"benchmark", name}, {"id", p.prompt.id}, {"row", p.line}, {"sample", s.sample_index},
+                             {"subject", p.subject ? nlohmann::json(*p.subject) : nlohmann::json()},
+                             {"level", p.level ? nlohmann::json(*p.level) : nlohmann::json()},
+                             {"has_image", !p.prompt.images.empty()}, {"prompt", prompts.at(p.line)}, {"response", text},
+                             {"response_tokens", s.tokens.size()}, {"finish_reason", s.finish_reason},
+                             {"extracted", r.extracted}, {"answer", p.prompt.answer}, {"score", r.reward},
+                             {"reason", r.reason}})
+                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
+
+  // ---- rank 0: results in file order, the summary ----
+  const std::string all_lines = gather_text(lines), all_bad = gather_text(bad_lines);
+  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &tokens, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (rank == 0) {
+    std::vector<nlohmann::json> results;
+    for (const std::string& l : split_lines(all_lines)) results.push_back(nlohmann::json::parse(l));
+    nlohmann::json summary = {{"model", model_path}, {"model_step", policy.step}, {"benchmark", name}, {"data", data},
+                              {"format", format}, {"k", k}, {"temperature", cfg.get<double>("temperature")},
+                              {"top_p", cfg.get<double>("top-p")}, {"max_new_tokens", eo.max_new_tokens},
+                              {"seed", cfg.get<uint64_t>("seed")}, {"ranks", ranks}};
+    summary.update(summarize(results, k));
+    nlohmann::json bad = nlohmann::json::array();
+    for (const BadRow& b : bench.bad_rows) bad.push_back({{"row", b.line}, {"reason", b.reason}});
+    for (const std::string& l : split_lines(all_bad)) bad.push_back(nlohmann::json::parse(l));
+    summary["bad_rows"] = bad.size();
+    summary["bad_row_list"] = bad;
+    summary["seconds"] = seconds;
+    summary["tokens_per_s"] = double(tokens) / seconds;
+    io::make_dirs(output);
+    io::write_file_atomic(io::join_path(output, "results.jsonl"), all_lines);
+    io::write_file_atomic(io::join_path(output, "summary.json"), summary.dump(2) + "\n");
+    for (const auto& b : bad) log::warn("bad row %s: %s", b["row"].dump().c_str(), b["reason"].get<std::string>().c_str());
+    log::info("%s on %s: %lld problems (%lld text, %lld image), k=%d: avg@k %.4f, pass@k %.4f, maj@k %.4f; "
+              "%lld bad rows; %.0f tok/s -> %s",
+              model_path.c_str(), name.c_str(), (long long)summary["problems"].get<int64_t>(),
+              (long long)summary["text_problems"].get<int64_t>(), (long long)summary["image_problems"].get<int64_t>(), k,
+              summary["avg_at_k"].get<double>(), summary["pass_at_k"].get<double>(), summary["maj_at_k"].get<double>(),
+              (long long)bad.size(), double(tokens) / seconds, output.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace ovr::eval
