@@ -6,11 +6,12 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-# libopenblas0-openmp: without it Debian's LibTorch uses the reference BLAS, 15-20x slower.
+# libopenblas0-openmp: without it Debian's LibTorch uses the reference BLAS, 15-20x slower; libblas-dev: cblas.h
+# for kernels/ (the library it links resolves to OpenBLAS through the alternative set below).
 # python3-h5py / numpy / pandas / matplotlib: postprocess/ and the h5py readability test.
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake git ccache pkg-config time \
-  libtorch-dev libopenblas0-openmp \
+  libtorch-dev libopenblas0-openmp libblas-dev \
   libopenmpi-dev openmpi-bin \
   libhdf5-openmpi-dev hdf5-tools \
   libboost-program-options-dev nlohmann-json3-dev zlib1g-dev libisal-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libicu-dev \
