@@ -40,13 +40,7 @@ void check_backward_args(const LogprobBackwardArgs& a) {
   require(!a.grad_entropy || a.entropy, "entropy from the forward is required when grad_entropy is given");
 }
 
-bool fused_logprob_has_cuda() {
-#ifdef OVR_KERNELS_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
+bool fused_logprob_has_cuda() { return have_cuda(); }
 
 void fused_logprob_forward(Device device, const LogprobForwardArgs& args, void* stream) {
   if (device == Device::CPU) return fused_logprob_forward_cpu(args);

@@ -13,13 +13,12 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/kernel_types.h"
+
 namespace ovr::kernels {
 
-enum class Device { CPU, CUDA };
-
-// Element type of hidden and weight. Accumulation and every output are fp32 whatever the input.
-// BF16 is CUDA-only (the CPU twin throws std::invalid_argument for it).
-enum class DType { F32, BF16 };
+// DType: of hidden and weight. Accumulation and every output are fp32 whatever the input.
+// BF16 is CUDA-only here (the CPU twin throws std::invalid_argument for it).
 
 // Tile shape. Workspace = tokens * vocab floats (the defaults: 32 MiB), on the call's device.
 struct LogprobChunks {
@@ -91,7 +90,7 @@ void fused_logprob_backward(Device device, const LogprobBackwardArgs& args, void
 void fused_logprob_forward_backward(Device device, const LogprobForwardArgs& fwd, const LogprobGrads& grads,
                                     void* stream = nullptr);
 
-// Whether this build has the CUDA implementation.
+// Whether this build has the CUDA implementation (same as have_cuda()).
 bool fused_logprob_has_cuda();
 
 // The implementations behind the dispatch.

@@ -56,7 +56,7 @@ policy_at() { printf '%s/rl/policy/step_%08d.h5' "$WORK" "$1"; }
 
 echo "== 0. the base: 0a language model on text facts and reading questions; 0b vision aligned to it ($(elapsed))"
 "$BIN/ovr_init" --model-config "$REPO/inputs/tiny/transfer_config.json" --seed 0 -o "$WORK/init" >/dev/null
-sft base_text "$WORK/init" "$TASK/base_text.jsonl" 48 3e-3 llm
+sft base_text "$WORK/init" "$TASK/base_text.jsonl" 64 3e-3 llm
 sft base "$WORK/base_text" "$TASK/base_image.jsonl" 10 3e-3 vision,merger
 evaluate "$WORK/base" base
 

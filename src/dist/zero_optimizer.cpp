@@ -2,12 +2,15 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/mpi_runtime.h"
+#include "dist/kernel_launch.h"
+#include "kernels/adamw.h"
 
 namespace ovr::dist {
 
@@ -140,24 +143,36 @@ double ZeroAdamW::step(double lr, double max_grad_norm) {
   }
 
   // Global gradient norm: padding slots hold zeros, so the sum of squares over slices is exact.
-  double sq = grad_shard_.pow(2).sum(at::kDouble).item<double>();
+  const KernelLaunch on = kernel_launch(grad_shard_);
+  at::Tensor sq_out = torch::zeros({1}, grad_shard_.options().dtype(at::kDouble));
+  run_kernel([&] {
+    kernels::grad_sum_squares(on.device, grad_shard_.data_ptr<float>(), shard_, sq_out.data_ptr<double>(), on.stream);
+  });
+  double sq = sq_out.item<double>();
   OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, comm_.host_comm()));
   const double norm = std::sqrt(sq);
-  if (max_grad_norm > 0) {
-    const double coef = max_grad_norm / (norm + 1e-6);  // torch.nn.utils.clip_grad_norm_
-    if (coef < 1) grad_shard_.mul_(coef);
-  }
+  double clip = 1;
+  if (max_grad_norm > 0) clip = std::min(1.0, max_grad_norm / (norm + 1e-6));  // torch.nn.utils.clip_grad_norm_
 
-  // AdamW, as torch.optim.AdamW computes it.
+  // AdamW as torch.optim.AdamW computes it, the clip folded in: one pass over master, moments and
+  // gradient (kernels/adamw.h), on the shard's device. Weight decay goes by stretch.
   ++steps_;
-  if (opt_.weight_decay != 0)
-    for (const Segment& s : decay_segments_) master_.narrow(0, s.offset, s.length).mul_(1 - lr * opt_.weight_decay);
-  exp_avg_.mul_(opt_.beta1).add_(grad_shard_, 1 - opt_.beta1);
-  exp_avg_sq_.mul_(opt_.beta2).addcmul_(grad_shard_, grad_shard_, 1 - opt_.beta2);
-  const double bias1 = 1 - std::pow(opt_.beta1, double(steps_));
-  const double bias2 = 1 - std::pow(opt_.beta2, double(steps_));
-  at::Tensor denom = (exp_avg_sq_.sqrt() / std::sqrt(bias2)).add_(opt_.eps);
-  master_.addcdiv_(exp_avg_, denom, -lr / bias1);
+  kernels::AdamWArgs a;
+  a.lr = lr, a.beta1 = opt_.beta1, a.beta2 = opt_.beta2, a.eps = opt_.eps, a.step = steps_, a.grad_scale = clip;
+  auto update = [&](int64_t offset, int64_t length, double weight_decay) {
+    if (length <= 0) return;
+    a.n = length, a.weight_decay = weight_decay;
+    a.master = master_.data_ptr<float>() + offset, a.exp_avg = exp_avg_.data_ptr<float>() + offset;
+    a.exp_avg_sq = exp_avg_sq_.data_ptr<float>() + offset, a.grad = grad_shard_.data_ptr<float>() + offset;
+    run_kernel([&] { kernels::adamw_step(on.device, a, on.stream); });
+  };
+  int64_t done = 0;
+  for (const Segment& s : decay_segments_) {
+    update(done, s.offset - done, 0);
+    update(s.offset, s.length, opt_.weight_decay);
+    done = s.offset + s.length;
+  }
+  update(done, shard_ - done, 0);
 
   gather_parameters();
   grad_shard_.zero_();

@@ -15,7 +15,8 @@
 //            lives between micro-batches (during backward, autograd still holds them whole);
 //   then: global gradient norm (sum of squares over slices, all-reduced), clipping, AdamW on the
 //   rank's slices, and an all-gather of the updated master slices into the parameters, which are
-//   views of one flat buffer. AdamW is torch.optim.AdamW's arithmetic, element for element.
+//   views of one flat buffer. AdamW is torch.optim.AdamW's arithmetic, element for element, in one fused
+//   pass (kernels/adamw.h: CUDA on a GPU, the CPU twin otherwise), the clip folded in.
 //
 // In a checkpoint the state is stored as flat 1-D datasets over the canonical order, without
 // padding (/optim/master, /optim/exp_avg, /optim/exp_avg_sq), each rank writing its slices; so a

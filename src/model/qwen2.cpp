@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/fused_ops.h"
 
 namespace ovr::model {
 
@@ -14,12 +15,8 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 
-at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-  // Normalise in fp32 whatever the compute dtype, as the reference does.
-  at::Tensor h = x.to(at::kFloat);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * h.to(x.scalar_type());
-}
+// Normalised in fp32 whatever the compute dtype, as the reference does (kernels/rmsnorm.h).
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return rms_norm(x, weight, eps); }
 
 at::Tensor segments_from_attention_mask(const at::Tensor& attention_mask) {
   return torch::where(attention_mask.ne(0), torch::zeros_like(attention_mask, at::kLong),
@@ -38,22 +35,27 @@ at::Tensor causal_segment_mask(const at::Tensor& seg, at::ScalarType dtype) {
 }
 
 Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c)
-    : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
+    : heads(c.num_attention_heads),
+      kv_heads(c.num_key_value_heads),
+      head_dim(c.head_dim),
+      rope_theta(c.rope_theta),
+      mrope_section(c.mrope_section) {
   q_proj = register_module("q_proj", nn::Linear(nn::LinearOptions(c.hidden_size, heads * head_dim).bias(true)));
   k_proj = register_module("k_proj", nn::Linear(nn::LinearOptions(c.hidden_size, kv_heads * head_dim).bias(true)));
   v_proj = register_module("v_proj", nn::Linear(nn::LinearOptions(c.hidden_size, kv_heads * head_dim).bias(true)));
   o_proj = register_module("o_proj", nn::Linear(nn::LinearOptions(heads * head_dim, c.hidden_size).bias(false)));
 }
 
-at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask,
+at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& positions, const at::Tensor& mask,
                                        const at::Tensor& past_k, const at::Tensor& past_v, at::Tensor* new_k,
                                        at::Tensor* new_v) {
   const int64_t b = x.size(0), s = x.size(1);
-  at::Tensor q = q_proj(x).view({b, s, heads, head_dim}).transpose(1, 2);
-  at::Tensor k = k_proj(x).view({b, s, kv_heads, head_dim}).transpose(1, 2);
+  // Rotated while each token's heads are still adjacent ([B, S, H, hd]): one kernel for q and k.
+  auto [q, k] = apply_rope(q_proj(x).view({b, s, heads, head_dim}), k_proj(x).view({b, s, kv_heads, head_dim}),
+                           positions, rope_theta, mrope_section);
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
   at::Tensor v = v_proj(x).view({b, s, kv_heads, head_dim}).transpose(1, 2);
-  q = apply_rotary(q, rope);
-  k = apply_rotary(k, rope);
   if (past_k.defined()) {
     k = torch::cat({past_k, k}, 2);
     v = torch::cat({past_v, v}, 2);
@@ -78,7 +80,7 @@ SwiGLUImpl::SwiGLUImpl(int64_t hidden, int64_t intermediate, bool bias) {
   down_proj = register_module("down_proj", nn::Linear(nn::LinearOptions(intermediate, hidden).bias(bias)));
 }
 
-at::Tensor SwiGLUImpl::forward(const at::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+at::Tensor SwiGLUImpl::forward(const at::Tensor& x) { return down_proj(swiglu(gate_proj(x), up_proj(x))); }
 
 Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c) {
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
@@ -87,10 +89,10 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c) {
   mlp = register_module("mlp", SwiGLU(c.hidden_size, c.intermediate_size, /*bias=*/false));
 }
 
-at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask,
+at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& positions, const at::Tensor& mask,
                                           const at::Tensor& past_k, const at::Tensor& past_v, at::Tensor* new_k,
                                           at::Tensor* new_v) {
-  at::Tensor h = x + self_attn(input_layernorm(x), rope, mask, past_k, past_v, new_k, new_v);
+  at::Tensor h = x + self_attn(input_layernorm(x), positions, mask, past_k, past_v, new_k, new_v);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -108,10 +110,10 @@ namespace {
 // gradients accumulate as usual, the input's gradient is returned.
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, Qwen2DecoderLayerImpl* layer,
-                            const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask) {
-    ctx->save_for_backward({x, cos, sin, mask});
+                            const at::Tensor& positions, const at::Tensor& mask) {
+    ctx->save_for_backward({x, positions, mask});
     ctx->saved_data["layer"] = int64_t(reinterpret_cast<intptr_t>(layer));
-    return layer->forward(x, RotaryTables{cos, sin}, mask);
+    return layer->forward(x, positions, mask);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
@@ -121,10 +123,10 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     at::Tensor out;
     {
       torch::AutoGradMode grad_on(true);
-      out = layer->forward(x, RotaryTables{saved[1], saved[2]}, saved[3]);
+      out = layer->forward(x, saved[1], saved[2]);
     }
     torch::autograd::backward({out}, {grad_out[0]});
-    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -140,23 +142,25 @@ at::Tensor Qwen2ForCausalLMImpl::embed(const at::Tensor& input_ids) { return mod
 
 at::Tensor Qwen2ForCausalLMImpl::hidden_states(const at::Tensor& inputs_embeds, const at::Tensor& positions,
                                                 const at::Tensor& mask, LayerCache* cache) {
-  const RotaryTables rope = rotary_tables(positions, config.head_dim, config.rope_theta, config.mrope_section,
-                                          inputs_embeds.scalar_type());
   at::Tensor h = inputs_embeds;
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto layer = model->layers[i]->as<Qwen2DecoderLayerImpl>();
     if (cache) {
       at::Tensor pk, pv, k, v;
       cache->past(i, &pk, &pv);
-      h = layer->forward(h, rope, mask, pk, pv, &k, &v);
+      h = layer->forward(h, positions, mask, pk, pv, &k, &v);
       cache->update(i, k, v);
     } else if (checkpoint_activations && is_training() && torch::GradMode::is_enabled()) {
-      h = CheckpointedLayer::apply(h, layer, rope.cos, rope.sin, mask);
+      h = CheckpointedLayer::apply(h, layer, positions, mask);
     } else {
-      h = layer->forward(h, rope, mask);
+      h = layer->forward(h, positions, mask);
     }
   }
   return model->norm(h);
+}
+
+const at::Tensor& Qwen2ForCausalLMImpl::output_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
 }
 
 at::Tensor Qwen2ForCausalLMImpl::logits(const at::Tensor& hidden) {

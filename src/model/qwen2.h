@@ -32,13 +32,17 @@ at::Tensor causal_segment_mask(const at::Tensor& segment_ids, at::ScalarType dty
 
 struct Qwen2AttentionImpl : torch::nn::Module {
   explicit Qwen2AttentionImpl(const Qwen2Config& c);
-  // x: [B, S, hidden]; mask: additive [B, 1, S, S_k]. When past_k/past_v are given (KV cache,
-  // [B, kv_heads, S_past, head_dim]), they are prepended; new_k/new_v receive this step's keys.
-  at::Tensor forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask,
+  // x: [B, S, hidden]; positions: [3, B, S] (or [B, S]) int64, rotated in with the config's
+  // rope_theta and mrope_section (model/fused_ops.h: apply_rope); mask: additive [B, 1, S, S_k].
+  // When past_k/past_v are given (KV cache, [B, kv_heads, S_past, head_dim]), they are prepended;
+  // new_k/new_v receive this step's keys.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& positions, const at::Tensor& mask,
                      const at::Tensor& past_k = {}, const at::Tensor& past_v = {}, at::Tensor* new_k = nullptr,
                      at::Tensor* new_v = nullptr);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t heads, kv_heads, head_dim;
+  double rope_theta;
+  std::vector<int64_t> mrope_section;
 };
 TORCH_MODULE(Qwen2Attention);
 
@@ -52,7 +56,7 @@ TORCH_MODULE(SwiGLU);
 
 struct Qwen2DecoderLayerImpl : torch::nn::Module {
   explicit Qwen2DecoderLayerImpl(const Qwen2Config& c);
-  at::Tensor forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask,
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& positions, const at::Tensor& mask,
                      const at::Tensor& past_k = {}, const at::Tensor& past_v = {}, at::Tensor* new_k = nullptr,
                      at::Tensor* new_v = nullptr);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -103,6 +107,9 @@ struct Qwen2ForCausalLMImpl : torch::nn::Module {
                            LayerCache* cache = nullptr);
   at::Tensor embed(const at::Tensor& input_ids);
   at::Tensor logits(const at::Tensor& hidden);  // lm_head (or the tied embedding)
+  // The [vocab, hidden] matrix logits() multiplies by: lm_head's weight, or the tied embedding.
+  // For the fused log-prob (train/fused_logprob_op.h), which never forms the logits.
+  const at::Tensor& output_weight() const;
 
   // The common case: logits [B, S, vocab] of a padded batch (attention_mask [B, S], 1 = token).
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask);

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "common/error.h"
+#include "dist/kernel_launch.h"
+#include "kernels/gae.h"
 
 namespace ovr::rl {
 
@@ -50,24 +52,19 @@ Advantages gae(const at::Tensor& rewards, const at::Tensor& values, const std::v
   for (size_t i = 1; i < offsets.size(); ++i)
     if (offsets[i] < offsets[i - 1]) throw Error("gae: offsets must be non-decreasing");
 
-  // In double: with gamma * lambda near 1 the recursion sums thousands of terms per sequence.
-  at::Tensor r = rewards.detach().to(at::kCPU, at::kDouble).contiguous();
-  at::Tensor v = values.detach().to(at::kCPU, at::kDouble).contiguous();
-  at::Tensor a = at::empty_like(r);
-  const double* rp = r.data_ptr<double>();
-  const double* vp = v.data_ptr<double>();
-  double* ap = a.data_ptr<double>();
-  for (size_t i = 0; i + 1 < offsets.size(); ++i) {
-    double next_value = 0, next_advantage = 0;  // past the last token: terminal
-    for (int64_t t = offsets[i + 1] - 1; t >= offsets[i]; --t) {
-      double delta = rp[t] + gamma * next_value - vp[t];
-      ap[t] = delta + gamma * lambda * next_advantage;
-      next_value = vp[t];
-      next_advantage = ap[t];
-    }
-  }
-  at::Tensor ret = a + v;
-  return {a.to(rewards.options()), ret.to(rewards.options())};
+  // kernels/gae.h on the tensors' device, in double inside (with gamma * lambda near 1 the recursion
+  // sums thousands of terms per sequence); the CPU twin is exactly the loop of the comment above.
+  const auto f32 = rewards.options().dtype(at::kFloat);
+  at::Tensor r = rewards.detach().to(f32).contiguous(), v = values.detach().to(f32).contiguous();
+  at::Tensor off = torch::tensor(offsets, torch::kLong).to(rewards.device());
+  at::Tensor a = at::empty_like(r), ret = at::empty_like(r);
+  kernels::GaeArgs g;
+  g.n = r.numel(), g.sequences = int64_t(offsets.size()) - 1, g.gamma = gamma, g.lambda = lambda;
+  g.rewards = r.data_ptr<float>(), g.values = v.data_ptr<float>(), g.offsets = off.data_ptr<int64_t>();
+  g.advantages = a.data_ptr<float>(), g.returns = ret.data_ptr<float>();
+  const dist::KernelLaunch on = dist::kernel_launch(r);
+  dist::run_kernel([&] { kernels::gae(on.device, g, on.stream); });
+  return {a.to(rewards.scalar_type()), ret.to(rewards.scalar_type())};
 }
 
 void add_moments(const at::Tensor& x, double* sum, double* sumsq, int64_t* count) {

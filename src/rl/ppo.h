@@ -27,8 +27,9 @@ struct Advantages {
 //   delta_t = r_t + gamma * V_{t+1} - V_t,   A_t = delta_t + gamma * lambda * A_{t+1}
 // With the reward only on the last token and gamma = lambda = 1 the deltas telescope:
 // A_t = R - V_t and returns_t = R (the Open-Reasoner-Zero setting).
-// Computed in double on the CPU (a sequential scan, cheap next to any forward pass); the
-// results have the dtype and device of `rewards`. Throws ovr::Error on inconsistent shapes or
+// Computed by kernels/gae.h on the device of `rewards` (fp32 inputs, accumulated in double; on
+// CUDA a parallel scan per sequence, no host round trip); the results have the dtype and device
+// of `rewards`. Throws ovr::Error on inconsistent shapes or
 // offsets, or gamma / lambda outside [0, 1].
 Advantages gae(const at::Tensor& rewards, const at::Tensor& values, const std::vector<int64_t>& offsets,
                double gamma, double lambda);

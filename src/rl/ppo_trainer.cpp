@@ -306,7 +306,9 @@ int run_ppo(const Config& cfg) {
           const auto& row = rows[size_t(k)];
           const auto b = rows_batch(row);
           const auto states = train::hidden_at_targets(policy.m, b, &processor, false);
-          const at::Tensor logp = train::target_logprobs(policy.m, states);
+          const train::TokenLogprobs scored = entropy_coef > 0 ? train::target_logprobs_and_entropy(policy.m, states)
+                                                               : train::TokenLogprobs{train::target_logprobs(policy.m, states), {}};
+          const at::Tensor& logp = scored.logprob;
           PolicyLoss pl = policy_loss(logp, cat_of(row, &SampleState::old_logp), cat_of(row, &SampleState::advantage), plo);
           at::Tensor loss = pl.loss_sum;
           if (kl_coef > 0) {
@@ -315,7 +317,7 @@ int run_ppo(const Config& cfg) {
             pf[4] += kl.item<double>();
           }
           if (entropy_coef > 0) {
-            const at::Tensor h = entropy_sum(policy.m.lm->logits(states.hidden).to(at::kFloat));
+            const at::Tensor h = scored.entropy.sum();
             loss = loss - entropy_coef * h;
             pf[5] += h.item<double>();
           }

@@ -2,8 +2,11 @@
 // top-p (nucleus). Each sequence draws from its own random stream, seeded from (seed, prompt id,
 // sample index), so what it samples does not depend on the batch it ran in or on the ranks.
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <random>
+#include <vector>
 
 namespace ovr::rl {
 
@@ -34,11 +37,12 @@ class SequenceRng {
 
 // Throws ovr::Error for invalid parameters (temperature <= 0, top_p outside (0, 1], top_k < 0).
 void validate(const SamplingParams& p);
-// The temperature the caller applies before the softmax: p.temperature, or 1 for greedy.
-double effective_temperature(const SamplingParams& p);
 
-// One row: probs = softmax(logits / T), computed by the caller for the whole batch at once
-// (vectorised); this picks the token with one draw from `rng` (none for greedy).
-SampledToken sample_token(const float* probs, int64_t vocab, const SamplingParams& p, SequenceRng& rng);
+// The next token of every row of `logits` [rows, vocab] (fp32 or bf16, on any device): softmax of
+// logits / T, top-k / top-p truncation and the draw in one pass per row (kernels/sampling.h: CUDA
+// on a CUDA tensor, the CPU twin otherwise). Row i draws one uniform from *rngs[i] unless greedy.
+// Tokens whose id is in `suppressed` (int64, may be undefined) are never chosen.
+std::vector<SampledToken> sample_tokens(const at::Tensor& logits, const SamplingParams& p,
+                                        const std::vector<SequenceRng*>& rngs, const at::Tensor& suppressed);
 
 }  // namespace ovr::rl

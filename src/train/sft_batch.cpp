@@ -86,18 +86,19 @@ TargetStates hidden_at_targets(model::Qwen2_5_VL& m, const SftBatch& b, const mo
 }
 
 at::Tensor target_logprobs(model::Qwen2_5_VL& m, const TargetStates& s) {
-  const at::Tensor logits = m.lm->logits(s.hidden).to(at::kFloat);
-  return -torch::nn::functional::cross_entropy(logits, s.targets,
-                                               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  return fused_logprob(s.hidden, m.lm->output_weight(), s.targets).logprob;
+}
+
+TokenLogprobs target_logprobs_and_entropy(model::Qwen2_5_VL& m, const TargetStates& s) {
+  return fused_logprob(s.hidden, m.lm->output_weight(), s.targets, /*with_entropy=*/true);
 }
 
 at::Tensor sft_loss_sum(model::Qwen2_5_VL& m, const SftBatch& b, const model::ImageProcessor* processor,
                         bool train_vision) {
-  // Logits only where there is a target: the vocabulary projection is the largest activation.
+  // Hidden states only where there is a target, and no logits at all: the fused kernel folds the
+  // vocabulary projection into the log-prob tile by tile.
   const TargetStates s = hidden_at_targets(m, b, processor, train_vision);
-  const at::Tensor logits = m.lm->logits(s.hidden).to(at::kFloat);
-  return torch::nn::functional::cross_entropy(logits, s.targets,
-                                             torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  return fused_nll_sum(s.hidden, m.lm->output_weight(), s.targets);
 }
 
 }  // namespace ovr::train

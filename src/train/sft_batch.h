@@ -12,6 +12,7 @@
 
 #include "model/image_processor.h"
 #include "model/qwen2_5_vl.h"
+#include "train/fused_logprob_op.h"
 #include "train/sft_data.h"
 
 namespace ovr::train {
@@ -43,8 +44,11 @@ struct TargetStates {
 TargetStates hidden_at_targets(model::Qwen2_5_VL& model, const SftBatch& batch, const model::ImageProcessor* processor,
                                bool train_vision);
 
-// log p(target | prefix) of every target [targets], fp32 (differentiable).
+// log p(target | prefix) of every target [targets], fp32 (differentiable), through the fused
+// log-prob kernel: the [targets, vocab] logits are never formed (train/fused_logprob_op.h).
 at::Tensor target_logprobs(model::Qwen2_5_VL& model, const TargetStates& states);
+// The same and the entropy of each next-token distribution [targets] (PPO's entropy bonus).
+TokenLogprobs target_logprobs_and_entropy(model::Qwen2_5_VL& model, const TargetStates& states);
 
 // Sum over the batch's targets of -log p(target | prefix), fp32, differentiable.
 at::Tensor sft_loss_sum(model::Qwen2_5_VL& model, const SftBatch& batch, const model::ImageProcessor* processor,
