@@ -387,15 +387,3 @@ TEST(KlPenalty, is_zero_for_equal_logprobs_and_positive_otherwise) {
   EXPECT_NEAR(got, want, 1e-12);
 }
 
-TEST(Entropy, uniform_logits_give_n_log_vocab) {
-  torch::Tensor logits = torch::full({5, 64}, 3.25f);
-  EXPECT_NEAR(rl::entropy_sum(logits).item<double>(), 5 * std::log(64.0), 1e-4);
-}
-
-TEST(Entropy, equals_minus_sum_p_log_p) {
-  std::mt19937 rng(7);
-  torch::Tensor logits = randn(rng, 4 * 10, 0, 3).reshape({4, 10});
-  torch::Tensor logp = torch::log_softmax(logits, -1);
-  double want = -(logp.exp() * logp).sum().item<double>();
-  EXPECT_NEAR(rl::entropy_sum(logits).item<double>(), want, 1e-12);
-}

@@ -158,12 +158,4 @@ at::Tensor kl_penalty_sum(const at::Tensor& logprobs, const at::Tensor& ref_logp
   return (d.exp() - d - 1).sum();
 }
 
-at::Tensor entropy_sum(const at::Tensor& logits) {
-  if (logits.dim() != 2) throw Error("entropy_sum: logits must be [N, vocab]");
-  at::Tensor z = compute_dtype(logits);
-  // H = -sum p log p with log p = z - logsumexp(z): the same, one [N, vocab] tensor fewer.
-  at::Tensor p = z.softmax(-1);
-  return (z.logsumexp({-1}) - (p * z).sum(-1)).sum();
-}
-
 }  // namespace ovr::rl

@@ -1,5 +1,6 @@
 // The PPO objective: advantages by GAE, batch whitening, the clipped policy surrogate, the clipped
-// value loss, and the optional KL-penalty and entropy terms (Open-Reasoner-Zero recipe).
+// value loss, and the optional KL-penalty term (Open-Reasoner-Zero recipe); the entropy bonus comes
+// with the log-probs from the fused kernel (train::target_logprobs).
 //
 // Every loss here returns a SUM over tokens, never a mean: the caller divides by the number of
 // response tokens of the whole global batch (all micro-batches, all ranks), so every token weighs
@@ -99,10 +100,5 @@ ValueLoss value_loss(const at::Tensor& values, const at::Tensor& old_values, con
 // policy: exp(ref - logp) - (ref - logp) - 1. Unbiased, always >= 0, lower variance than
 // logp - ref. Differentiable w.r.t. logprobs; the log-ratio is clamped to [-20, 20] as above.
 at::Tensor kl_penalty_sum(const at::Tensor& logprobs, const at::Tensor& ref_logprobs);
-
-// Sum over rows of the entropy of softmax(logits), logits [N, vocab]:
-// H = logsumexp(z) - sum softmax(z) * z, without materialising log_softmax. Computed in float32
-// (double stays double); it holds an [N, vocab] softmax, so the caller chunks N for big vocabs.
-at::Tensor entropy_sum(const at::Tensor& logits);
 
 }  // namespace ovr::rl

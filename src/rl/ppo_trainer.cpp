@@ -240,10 +240,11 @@ int run_ppo(const Config& cfg) {
     for (const auto& rows : mb_rows)
       for (const auto& row : rows) {
         const auto b = rows_batch(row);
-        const auto lp = per_doc(row, train::target_logprobs(policy.m, train::hidden_at_targets(policy.m, b, &processor, false)));
+        const auto lp = per_doc(row, train::target_logprobs(policy.m, train::hidden_at_targets(policy.m, b, &processor, false)).logprob);
         const auto v = per_doc(row, values_of(b));
         std::vector<at::Tensor> ref;
-        if (reference) ref = per_doc(row, train::target_logprobs(*reference, train::hidden_at_targets(*reference, b, &processor, false)));
+        if (reference)
+          ref = per_doc(row, train::target_logprobs(*reference, train::hidden_at_targets(*reference, b, &processor, false)).logprob);
         for (size_t k = 0; k < row.docs.size(); ++k) {
           SampleState& s = st[size_t(row.docs[k])];
           s.old_logp = lp[k].clone();
@@ -306,8 +307,7 @@ int run_ppo(const Config& cfg) {
           const auto& row = rows[size_t(k)];
           const auto b = rows_batch(row);
           const auto states = train::hidden_at_targets(policy.m, b, &processor, false);
-          const train::TokenLogprobs scored = entropy_coef > 0 ? train::target_logprobs_and_entropy(policy.m, states)
-                                                               : train::TokenLogprobs{train::target_logprobs(policy.m, states), {}};
+          const train::TokenLogprobs scored = train::target_logprobs(policy.m, states, /*with_entropy=*/entropy_coef > 0);
           const at::Tensor& logp = scored.logprob;
           PolicyLoss pl = policy_loss(logp, cat_of(row, &SampleState::old_logp), cat_of(row, &SampleState::advantage), plo);
           at::Tensor loss = pl.loss_sum;

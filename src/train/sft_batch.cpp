@@ -85,12 +85,8 @@ TargetStates hidden_at_targets(model::Qwen2_5_VL& m, const SftBatch& b, const mo
   return {hidden.index({valid}), labels.index({valid})};
 }
 
-at::Tensor target_logprobs(model::Qwen2_5_VL& m, const TargetStates& s) {
-  return fused_logprob(s.hidden, m.lm->output_weight(), s.targets).logprob;
-}
-
-TokenLogprobs target_logprobs_and_entropy(model::Qwen2_5_VL& m, const TargetStates& s) {
-  return fused_logprob(s.hidden, m.lm->output_weight(), s.targets, /*with_entropy=*/true);
+TokenLogprobs target_logprobs(model::Qwen2_5_VL& m, const TargetStates& s, bool with_entropy) {
+  return fused_logprob(s.hidden, m.lm->output_weight(), s.targets, with_entropy);
 }
 
 at::Tensor sft_loss_sum(model::Qwen2_5_VL& m, const SftBatch& b, const model::ImageProcessor* processor,

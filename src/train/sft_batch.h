@@ -44,11 +44,10 @@ struct TargetStates {
 TargetStates hidden_at_targets(model::Qwen2_5_VL& model, const SftBatch& batch, const model::ImageProcessor* processor,
                                bool train_vision);
 
-// log p(target | prefix) of every target [targets], fp32 (differentiable), through the fused
-// log-prob kernel: the [targets, vocab] logits are never formed (train/fused_logprob_op.h).
-at::Tensor target_logprobs(model::Qwen2_5_VL& model, const TargetStates& states);
-// The same and the entropy of each next-token distribution [targets] (PPO's entropy bonus).
-TokenLogprobs target_logprobs_and_entropy(model::Qwen2_5_VL& model, const TargetStates& states);
+// log p(target | prefix) of every target [targets], fp32 (differentiable), and with `with_entropy`
+// the entropy of each next-token distribution too (PPO's entropy bonus), through the fused log-prob
+// kernel: the [targets, vocab] logits are never formed (train/fused_logprob_op.h).
+TokenLogprobs target_logprobs(model::Qwen2_5_VL& model, const TargetStates& states, bool with_entropy = false);
 
 // Sum over the batch's targets of -log p(target | prefix), fp32, differentiable.
 at::Tensor sft_loss_sum(model::Qwen2_5_VL& model, const SftBatch& batch, const model::ImageProcessor* processor,
