@@ -17,14 +17,15 @@ Layout. Every prompt is "QUESTION:" followed by a 4-token slot <|vision_start|> 
 So digit a sits at the same position whether it is read or seen.
 
 Files (JSONL rows in ovr's chat `messages` form; image paths relative to the file):
-  base_text.jsonl    stage 0a, the language model of the "base": arithmetic facts ("Calc: 6+2"
-                     -> "6+2=8") and five perception questions about written numbers (What,
-                     First, Last, Reverse, Larger). Never a sum problem, a trace or \\boxed{}.
-  base_image.jsonl   stage 0b, vision aligned to the frozen LM: the same five questions on pictures.
+  base.jsonl         stage 0, the "base" vision-language model, trained whole (language model, vision
+                     tower, merger) as a real VLM's pre-training is: arithmetic facts ("Calc: 6+2" ->
+                     "6+2=8") and five perception questions (What, First, Last, Reverse, Larger) asked
+                     about written numbers and about pictures alike. A perception answer first says
+                     what it sees ("see 6 2. 6"), as a captioning model does. Never a sum problem,
+                     the verification step or \\boxed{}.
   sft_text.jsonl     stage 1, the language-only cold start: "Add:" on written numbers with the
                      reasoning trace `see 6 2. 6+2=8. check 8-2=6. \\boxed{8}` (restate, compute,
-                     verify, box), plus stage-0 reading rows (45% of the mix, mostly pictures) so
-                     the reading learnt in stage 0 is not forgotten. No picture sum problem.
+                     verify, box), plus some text perception rows of stage 0. No picture at all.
   rl_prompts.jsonl   stage 2: "Add:" on pictures (75%) and on written numbers (25%), with answers.
   eval_image.jsonl, eval_text.jsonl   held-out "Add:" problems (pictures never seen in training).
 """
@@ -45,10 +46,11 @@ FONT = {
 }
 CELL, HEIGHT, WIDTH = 14, 14, 56
 SYSTEM = {"role": "system", "content": "Solve."}
-QUESTIONS = {  # perception question -> answer from the two digits
-    "What": lambda a, b: f"{a} {b}", "First": lambda a, b: f"{a}", "Last": lambda a, b: f"{b}",
-    "Reverse": lambda a, b: f"{b} {a}", "Larger": lambda a, b: f"{max(a, b)}",
+QUESTIONS = {  # perception question -> answer from the two digits; each starts by saying what it sees
+    "What": lambda a, b: f"see {a} {b}.", "First": lambda a, b: f"see {a} {b}. {a}", "Last": lambda a, b: f"see {a} {b}. {b}",
+    "Reverse": lambda a, b: f"see {a} {b}. {b} {a}", "Larger": lambda a, b: f"see {a} {b}. {max(a, b)}",
 }
+TEXT_REPEAT = 3  # copies of each text row of the base, so that text is about 40% of its rows
 
 
 def png_grey(path, pixels):
@@ -120,25 +122,26 @@ def main():
                 f.write(json.dumps(r) + "\n")
 
     pairs = [(a, b) for a in range(10) for b in range(10)]
-    # Stage 0a: arithmetic facts (both directions of every fact the traces use) and text perception.
+    # Stage 0: arithmetic facts (both directions of every fact the traces use), and the perception
+    # questions on written numbers and on pictures (one random question per picture). Text and
+    # pictures share the questions and the answers, so reading is one skill of the language model
+    # whatever the input; why the base is trained whole is in docs/tiny-task.md.
     facts = [conversation({"role": "user", "content": f"Calc: {a}+{b}"}, f"{a}+{b}={a + b}") for a, b in pairs]
     facts += [conversation({"role": "user", "content": f"Calc: {a + b}-{b}"}, f"{a + b}-{b}={a}") for a, b in pairs]
     text_perception = [conversation(text_turn(q, a, b), f(a, b)) for a, b in pairs for q, f in QUESTIONS.items()]
-    base_text = facts + text_perception
-    rng.shuffle(base_text)
-    write("base_text.jsonl", base_text)
-    # Stage 0b: the same questions on pictures, one random question per picture.
-    base_image = []
+    image_perception = []
     for i in range(args.train_images):
         a, b, name = picture("train", i)
         q = rng.choice(sorted(QUESTIONS))
-        base_image.append(conversation(image_turn(q, name), QUESTIONS[q](a, b)))
-    write("base_image.jsonl", base_image)
-    # Stage 1: text sum problems with the trace (each pair three times), and reading rows of stage 0
-    # (200 on pictures, 50 on text: 45% of the mix) so that fitting the trace on text does not
-    # unlearn how the language model reads picture tokens. No sum problem is ever shown as a picture.
+        image_perception.append(conversation(image_turn(q, name), QUESTIONS[q](a, b)))
+    base = (facts + text_perception) * TEXT_REPEAT + image_perception
+    rng.shuffle(base)
+    write("base.jsonl", base)
+    # Stage 1: text sum problems with the trace (each pair three times), and 50 text perception rows
+    # of stage 0. Language only, as the paper's cold start: no picture, so nothing here teaches the
+    # model what to do with a picture of a sum.
     sft = [conversation(text_turn("Add", a, b), trace(a, b)) for a, b in pairs * 3]
-    sft += rng.sample(base_image, 200) + rng.sample(text_perception, 50)
+    sft += rng.sample(text_perception, 50)
     rng.shuffle(sft)
     write("sft_text.jsonl", sft)
     # Stage 2: RL prompts, pictures and text (the paper mixes text problems into RL).
@@ -159,7 +162,7 @@ def main():
     write("eval_image.jsonl", evals)
     write("eval_text.jsonl", [{"id": f"txt-{a}{b}", "messages": [SYSTEM, text_turn("Add", a, b)], "answer": str(a + b)}
                               for a, b in pairs])
-    print(f"tiny transfer task in {args.out_dir}: {len(base_text)} base text rows, {len(base_image)} base picture rows, "
+    print(f"tiny transfer task in {args.out_dir}: {len(base)} base rows ({len(image_perception)} pictures), "
           f"{len(sft)} SFT rows, {len(rl)} RL prompts, {len(evals)} + 100 eval problems")
 
 
