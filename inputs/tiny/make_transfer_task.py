@@ -46,10 +46,18 @@ FONT = {
 }
 CELL, HEIGHT, WIDTH = 14, 14, 56
 SYSTEM = {"role": "system", "content": "Solve."}
-QUESTIONS = {  # perception question -> answer from the two digits; each starts by saying what it sees
-    "What": lambda a, b: f"see {a} {b}.", "First": lambda a, b: f"see {a} {b}. {a}", "Last": lambda a, b: f"see {a} {b}. {b}",
-    "Reverse": lambda a, b: f"see {a} {b}. {b} {a}", "Larger": lambda a, b: f"see {a} {b}. {max(a, b)}",
+QUESTIONS = {  # perception question -> answer from the two digits; each starts by naming the task and
+    # the digits it sees ("First 6 2."), as the trace does ("Add 6 2."): see docs/tiny-task.md
+    "What": lambda a, b: "", "First": lambda a, b: f" {a}", "Last": lambda a, b: f" {b}",
+    "Reverse": lambda a, b: f" {b} {a}", "Larger": lambda a, b: f" {max(a, b)}",
+    "Describe": lambda a, b: f" first {a}. last {b}. larger {max(a, b)}. reverse {b} {a}.",
 }
+
+
+def perception_answer(question, a, b):
+    return f"{question} {a} {b}.{QUESTIONS[question](a, b)}"
+
+
 TEXT_REPEAT = 3  # copies of each text row of the base, so that text is about 40% of its rows
 
 
@@ -92,7 +100,7 @@ def image_turn(question, image):
 
 def trace(a, b):
     s = a + b
-    return f"see {a} {b}. {a}+{b}={s}. check {s}-{b}={a}. \\boxed{{{s}}}"
+    return f"Add {a} {b}. {a}+{b}={s}. check {s}-{b}={a}. \\boxed{{{s}}}"
 
 
 def conversation(user, answer):
@@ -128,12 +136,12 @@ def main():
     # whatever the input; why the base is trained whole is in docs/tiny-task.md.
     facts = [conversation({"role": "user", "content": f"Calc: {a}+{b}"}, f"{a}+{b}={a + b}") for a, b in pairs]
     facts += [conversation({"role": "user", "content": f"Calc: {a + b}-{b}"}, f"{a + b}-{b}={a}") for a, b in pairs]
-    text_perception = [conversation(text_turn(q, a, b), f(a, b)) for a, b in pairs for q, f in QUESTIONS.items()]
+    text_perception = [conversation(text_turn(q, a, b), perception_answer(q, a, b)) for a, b in pairs for q in QUESTIONS]
     image_perception = []
     for i in range(args.train_images):
         a, b, name = picture("train", i)
         q = rng.choice(sorted(QUESTIONS))
-        image_perception.append(conversation(image_turn(q, name), QUESTIONS[q](a, b)))
+        image_perception.append(conversation(image_turn(q, name), perception_answer(q, a, b)))
     base = (facts + text_perception) * TEXT_REPEAT + image_perception
     rng.shuffle(base)
     write("base.jsonl", base)
