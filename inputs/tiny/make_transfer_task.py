@@ -19,12 +19,13 @@ So digit a sits at the same position whether it is read or seen.
 Files (JSONL rows in ovr's chat `messages` form; image paths relative to the file):
   base.jsonl         stage 0, the "base" vision-language model, trained whole (language model, vision
                      tower, merger) as a real VLM's pre-training is: arithmetic facts ("Calc: 6+2" ->
-                     "6+2=8") and five perception questions (What, First, Last, Reverse, Larger) asked
-                     about written numbers and about pictures alike. A perception answer first says
-                     what it sees ("see 6 2. 6"), as a captioning model does. Never a sum problem,
-                     the verification step or \\boxed{}.
+                     "6+2=8") and six perception questions (What, First, Last, Reverse, Larger,
+                     Describe) asked about written numbers and about pictures alike. An answer
+                     starts by naming the task and the digits it sees ("First 6 2. 6"); Describe's
+                     is long ("Describe 6 2. first 6. last 2. larger 6. reverse 2 6."), as a
+                     caption is. Never a sum problem, the verification step or \\boxed{}.
   sft_text.jsonl     stage 1, the language-only cold start: "Add:" on written numbers with the
-                     reasoning trace `see 6 2. 6+2=8. check 8-2=6. \\boxed{8}` (restate, compute,
+                     reasoning trace `Add 6 2. 6+2=8. check 8-2=6. \\boxed{8}` (restate, compute,
                      verify, box), plus some text perception rows of stage 0. No picture at all.
   rl_prompts.jsonl   stage 2: "Add:" on pictures (75%) and on written numbers (25%), with answers.
   eval_image.jsonl, eval_text.jsonl   held-out "Add:" problems (pictures never seen in training).

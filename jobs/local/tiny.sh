@@ -48,7 +48,7 @@ done
 BIN="${OVR_BIN:-$REPO/build/src}"
 NP="${OVR_NP:-2}"
 RL_ITERS="${OVR_TINY_RL_ITERS:-30}"
-BASE_EPOCHS="${OVR_TINY_BASE_EPOCHS:-8}"  # a smaller value shows the base check failing (tests/cli/tiny_stages_cli.sh)
+BASE_EPOCHS="${OVR_TINY_BASE_EPOCHS:-12}"  # a smaller value shows the base check failing (tests/cli/tiny_stages_cli.sh)
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
 MPIRUN=(mpirun -n "$NP")
