@@ -66,7 +66,7 @@ def failed(path):
     try:
         return open(os.path.join(path, "FAILED")).read().strip().replace("tiny.sh: STOPPED: ", "")
     except OSError:
-        return "no summary (see the log)"
+        return "no summary yet (running, or see its log)"
 
 rows, all_hold = [], True
 print("| capability | seed | base img / txt | SFT img / txt | RL img / txt | average img | control RL img | claim |")
