@@ -12,8 +12,9 @@
 # one inside LibTorch (the table says which was asked for). The claim holds for a run when picture
 # accuracy rises at every stage to >= 0.5 after RL with text >= 0.9 after SFT, and the control ends
 # at most half as high. Exit 0 when it holds for every run, 1 otherwise. About 12-16 minutes per seed
-# and capability on 2 cores. --table-only prints the table of the runs already in WORKDIR (a sweep
-# cut short, or one still running) and runs nothing.
+# and capability on 2 cores. A run whose full pipeline and control both finished in WORKDIR earlier is
+# kept, so a sweep cut short is continued by running the same command again. --table-only prints
+# the table of the runs already in WORKDIR (a sweep cut short, or one still running) and runs nothing.
 set -uo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 SEEDS="0 1 2 3 4" CAPS="default avx2 avx512" WORK="" TABLE_ONLY=0
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --seeds) SEEDS="${2:-}"; shift 2 ;;
     --capabilities) CAPS="${2:-}"; shift 2 ;;
     --table-only) TABLE_ONLY=1; shift ;;
-    -h|--help) sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '4,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "tiny_seeds.sh: error: unknown option $1" >&2; exit 2 ;;
     *) WORK=$1; shift ;;
   esac
@@ -37,7 +38,11 @@ for cap in $CAPS; do mkdir -p "$WORK/$cap"; done
 [ "$TABLE_ONLY" = 1 ] || for seed in $SEEDS; do  # seeds outermost: a sweep cut short has covered every capability
   for cap in $CAPS; do
     run="$WORK/$cap/seed_$seed"
+    if [ -f "$run/summary.json" ] && [ -f "$run-control/summary.json" ]; then
+      echo "== ATEN_CPU_CAPABILITY=$cap seed $seed: finished in an earlier sweep, kept"; continue
+    fi
     echo "== ATEN_CPU_CAPABILITY=$cap seed $seed: full pipeline, then the control ($(date +%H:%M:%S))"
+    rm -rf "$run" "$run-control"  # a run cut short is started again, not resumed half-way
     ATEN_CPU_CAPABILITY=$cap bash "$REPO/jobs/local/tiny.sh" --seed "$seed" "$run" > "$run.log" 2>&1
     grep -E "^(picture accuracy|tiny.sh: STOPPED)" "$run.log" | sed 's/^/   /'
     if [ -f "$run/base/latest" ]; then
