@@ -7,12 +7,12 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/mpi_runtime.h"
-#include "rl/reward.h"
+#include "reward/reward.h"
 
 namespace ovr::apps {
 
 int inspect_reward(int argc, char** argv) {
-  Config cfg("ovr_inspect reward", "ovr_inspect reward [--answer-tag] [--rel-tol X] < in.jsonl > out.jsonl",
+  Config cfg("ovr_inspect reward", "ovr_inspect reward [--answer-tag] [--min-digits N] [--decimal-places N] < in.jsonl > out.jsonl",
              "Scores JSONL from stdin, one object per line: {\"response\": ..., \"answer\": ...} becomes\n"
              "{\"reward\": 1|0, \"extracted\": ..., \"reason\": ...}, with reason one of correct, wrong, no_answer,\n"
              "truncated, too_long. A line with \"truncated\": true or \"finish_reason\": \"length\" scores 0 (the\n"
@@ -20,13 +20,19 @@ int inspect_reward(int argc, char** argv) {
              "run with exit status 1 and an error naming the line number.");
   cfg.options().add_options()
       ("answer-tag", po::bool_switch()->default_value(false), "look for the answer only inside the last <answer>...</answer>")
-      ("rel-tol", po::value<double>()->default_value(1e-4), "relative tolerance for numeric answers (absolute at 0)");
+      ("min-digits", po::value<int>()->default_value(4),
+       "significant digits a decimal needs to stand for a non-terminating exact answer (0.3333 for 1/3)")
+      ("decimal-places", po::value<int>()->default_value(-1),
+       "a stated precision: both numbers rounded to this many decimals before comparing (-1: none)");
   if (!cfg.parse(argc, argv)) return kExitOk;
   if (world_rank() != 0) return kExitOk;  // stdin reaches rank 0 only
-  rl::RewardOptions opt;
+  reward::RewardOptions opt;
   opt.extract.require_answer_tag = cfg.get<bool>("answer-tag");
-  opt.equiv.rel_tol = cfg.get<double>("rel-tol");
-  if (!(opt.equiv.rel_tol >= 0)) throw ConfigError("--rel-tol must be >= 0");
+  opt.equiv.min_significant_digits = cfg.get<int>("min-digits");
+  opt.equiv.decimal_places = cfg.get<int>("decimal-places");
+  if (opt.equiv.min_significant_digits < 1 || opt.equiv.min_significant_digits > 17)
+    throw ConfigError("--min-digits must be in 1..17");
+  if (opt.equiv.decimal_places < -1 || opt.equiv.decimal_places > 15) throw ConfigError("--decimal-places must be in -1..15");
   std::string line;
   for (long n = 1; std::getline(std::cin, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
@@ -50,8 +56,8 @@ int inspect_reward(int argc, char** argv) {
       if (!in["finish_reason"].is_string()) throw Error(where + ": \"finish_reason\" must be a string");
       truncated = truncated || in["finish_reason"].get<std::string>() == "length";
     }
-    const rl::RewardResult r =
-        rl::score_response(in["response"].get<std::string>(), in["answer"].get<std::string>(), truncated, opt);
+    const reward::RewardResult r =
+        reward::score_response(in["response"].get<std::string>(), in["answer"].get<std::string>(), truncated, opt);
     out["reward"] = r.reward;
     out["extracted"] = r.extracted;
     out["reason"] = r.reason;

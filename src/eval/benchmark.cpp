@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 #include "io/fs.h"
-#include "rl/reward.h"
+#include "reward/reward.h"
 
 namespace ovr::eval {
 
@@ -181,7 +181,7 @@ std::string chosen_option(const std::string& extracted, const std::vector<std::s
       (s.size() == 1 || s[1] == '.' || s[1] == ':' || s[1] == ')'))
     return s.substr(0, 1);
   for (size_t i = 0; i < options.size(); ++i)
-    if (!extracted.empty() && rl::answers_equivalent(extracted, options[i])) return letter(i);
+    if (!extracted.empty() && reward::answers_equivalent(extracted, options[i])) return letter(i);
   return "";
 }
 

@@ -56,7 +56,7 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
 
 // The letter of the option a response chose: the extracted answer itself when it is a letter
 // ("B", "(B)", "B." or "B: ..."), else the letter of the option whose text it equals
-// (rl::answers_equivalent); "" when neither.
+// (reward::answers_equivalent); "" when neither.
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options);
 
 }  // namespace ovr::eval

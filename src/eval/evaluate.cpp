@@ -11,7 +11,7 @@
 #include "eval/scores.h"
 #include "io/fs.h"
 #include "rl/engine_setup.h"
-#include "rl/reward.h"
+#include "reward/reward.h"
 
 namespace ovr::eval {
 
@@ -119,7 +119,7 @@ int run_eval(const Config& cfg) {
   }
 
   // ---- generate and score ----
-  rl::RewardOptions ro;
+  reward::RewardOptions ro;
   ro.extract.require_answer_tag = cfg.get<bool>("answer-tag");
   rl::GenerationEngine engine(policy.model.lm, eo);
   const std::vector<rl::GeneratedSample> samples = engine.generate(requests);
@@ -129,7 +129,7 @@ int run_eval(const Config& cfg) {
     const Problem& p = *by_line.at(s.prompt_id);
     const std::string text = tok.decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), /*skip_special=*/true);
     const bool truncated = s.finish_reason == "length";
-    rl::RewardResult r = rl::score_response(text, p.prompt.answer, truncated, ro);
+    reward::RewardResult r = reward::score_response(text, p.prompt.answer, truncated, ro);
     if (!p.options.empty() && !r.extracted.empty()) {  // multiple choice: compare the chosen letter
       const bool right = chosen_option(r.extracted, p.options) == p.prompt.answer;
       r.reward = right && !truncated ? 1.0 : 0.0;

@@ -3,7 +3,7 @@
 #include <map>
 
 #include "common/error.h"
-#include "rl/reward.h"
+#include "reward/reward.h"
 
 namespace ovr::eval {
 
@@ -19,7 +19,7 @@ int majority_index(const std::vector<std::string>& answers) {
   for (int i = 0; i < int(answers.size()); ++i) {
     if (answers[size_t(i)].empty()) continue;
     size_t g = 0;
-    while (g < rep.size() && !rl::answers_equivalent(answers[size_t(i)], answers[size_t(rep[g])])) ++g;
+    while (g < rep.size() && !reward::answers_equivalent(answers[size_t(i)], answers[size_t(rep[g])])) ++g;
     if (g == rep.size()) rep.push_back(i), count.push_back(0);
     ++count[g];
   }

@@ -11,7 +11,7 @@ namespace ovr::eval {
 // replacement from n samples with c correct is correct (computed as a stable product).
 double pass_at(int n, int c, int j);
 
-// Index of the majority answer among `answers`: answers are grouped by rl::answers_equivalent
+// Index of the majority answer among `answers`: answers are grouped by reward::answers_equivalent
 // (so 0.5 and \frac{1}{2} vote together); empty answers (none extracted) do not vote unless all
 // are empty; ties go to the group whose first member came first. -1 for an empty list.
 int majority_index(const std::vector<std::string>& answers);

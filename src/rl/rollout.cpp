@@ -17,7 +17,7 @@
 #include "rl/engine_setup.h"
 #include "rl/generation.h"
 #include "rl/prompts.h"
-#include "rl/reward.h"
+#include "reward/reward.h"
 #include "rl/rollout_store.h"
 
 namespace ovr::rl {
@@ -95,9 +95,9 @@ int run_rollout(const Config& cfg) {
   // ---- generate, scoring each response as it finishes ----
   eo.eos_ids = stop_token_ids(policy, tok);
   eo.suppressed_ids = placeholder_token_ids(policy);
-  RewardOptions ro;
+  reward::RewardOptions ro;
   ro.extract.require_answer_tag = cfg.get<bool>("answer-tag");
-  std::map<std::pair<int64_t, int>, RewardResult> scores;  // (prompt id, sample) -> reward
+  std::map<std::pair<int64_t, int>, reward::RewardResult> scores;  // (prompt id, sample) -> reward
   std::map<int64_t, size_t> group_of;
   for (size_t i = 0; i < requests.size(); ++i) group_of[requests[i].prompt_id] = i;
   const auto t0 = std::chrono::steady_clock::now();
@@ -105,7 +105,7 @@ int run_rollout(const Config& cfg) {
   const std::vector<GeneratedSample> samples = engine.generate(requests, [&](const GeneratedSample& s) {
     const std::string text = tok.decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), /*skip_special=*/true);
     scores[{s.prompt_id, s.sample_index}] =
-        score_response(text, out.groups[group_of[s.prompt_id]].answer, s.finish_reason == "length", ro);
+        reward::score_response(text, out.groups[group_of[s.prompt_id]].answer, s.finish_reason == "length", ro);
   });
   const EngineStats es = engine.stats();
 
@@ -116,7 +116,7 @@ int run_rollout(const Config& cfg) {
   std::vector<double> group_sum(requests.size(), 0.0);
   for (const GeneratedSample& s : samples) {
     const size_t g = group_of[s.prompt_id];
-    const RewardResult& r = scores.at({s.prompt_id, s.sample_index});
+    const reward::RewardResult& r = scores.at({s.prompt_id, s.sample_index});
     RolloutSample rs{int64_t(g), s.sample_index, std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), s.logprobs,
                      float(r.reward), s.finish_reason, r.extracted, r.reason};
     out.samples.push_back(std::move(rs));
