@@ -9,14 +9,16 @@
 namespace ovr::reward {
 namespace {
 
-double real_function(int fn, double x) {
+// One function for real and complex arguments (the std:: overloads of both).
+template <class T>
+T apply_function(int fn, T x) {
   switch (fn) {
     case kSin: return std::sin(x);
     case kCos: return std::cos(x);
     case kTan: return std::tan(x);
-    case kCot: return 1 / std::tan(x);
-    case kSec: return 1 / std::cos(x);
-    case kCsc: return 1 / std::sin(x);
+    case kCot: return T(1) / std::tan(x);
+    case kSec: return T(1) / std::cos(x);
+    case kCsc: return T(1) / std::sin(x);
     case kArcsin: return std::asin(x);
     case kArccos: return std::acos(x);
     case kArctan: return std::atan(x);
@@ -25,26 +27,6 @@ double real_function(int fn, double x) {
     case kTanh: return std::tanh(x);
     case kLn: return std::log(x);
     case kLog: return std::log10(x);  // \log without a base: base 10, as in competition problems
-    default: return std::exp(x);
-  }
-}
-
-Value complex_function(int fn, Value x) {
-  switch (fn) {
-    case kSin: return std::sin(x);
-    case kCos: return std::cos(x);
-    case kTan: return std::tan(x);
-    case kCot: return 1.0 / std::tan(x);
-    case kSec: return 1.0 / std::cos(x);
-    case kCsc: return 1.0 / std::sin(x);
-    case kArcsin: return std::asin(x);
-    case kArccos: return std::acos(x);
-    case kArctan: return std::atan(x);
-    case kSinh: return std::sinh(x);
-    case kCosh: return std::cosh(x);
-    case kTanh: return std::tanh(x);
-    case kLn: return std::log(x);
-    case kLog: return std::log(x) / std::log(10.0);
     default: return std::exp(x);
   }
 }
@@ -66,7 +48,7 @@ double apply_real(const Node& n, double x, double y) {
     case '^': return std::pow(x, y);
     case '~': return -x;
     case '|': return std::fabs(x);
-    case 'f': return real_function(n.fn, x);
+    case 'f': return apply_function(n.fn, x);
     case 'L': return std::log(x) / std::log(y);
     case 'C':  // binomial coefficient: integer k; n any real for small k (\binom{n}{2} = n(n-1)/2)
       if (y != std::floor(y) || y < 0) return y != std::floor(y) ? NAN : 0;
@@ -109,7 +91,7 @@ Value apply_complex(const Node& n, Value x, Value y) {
     case '^': return std::pow(x, y);
     case '~': return -x;
     case '|': return std::abs(x);
-    case 'f': return complex_function(n.fn, x);
+    case 'f': return apply_function(n.fn, x);
     case 'L': return std::log(x) / std::log(y);
     case 'r': return y == 2.0 ? std::sqrt(x) : std::pow(x, 1.0 / y);
   }
