@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -260,7 +261,8 @@ TEST(ImageProcessor, ResizeKeepsAFlatImageFlat) {
 
 // ---- decoding ----------------------------------------------------------------------------------
 
-TEST(DecodeImage, PngVariantsBecomeRgbWithAlphaDropped) {
+TEST(DecodeImage, PngVariantsBecomeRgbAsTransformersSeesThem) {
+  // Partial alpha and every other mode against transformers itself: ImageModes below.
   const int w = 5, h = 3;
   {  // grey: replicated
     std::vector<uint8_t> px(w * h);
@@ -271,39 +273,92 @@ TEST(DecodeImage, PngVariantsBecomeRgbWithAlphaDropped) {
     for (int i = 0; i < w * h; ++i)
       for (int c = 0; c < 3; ++c) ASSERT_EQ(img.rgb[i * 3 + c], px[i]);
   }
-  {  // grey + alpha: alpha dropped, not composited
-    std::vector<uint8_t> px(w * h * 2);
-    for (int i = 0; i < w * h; ++i) px[i * 2] = static_cast<uint8_t>(200 - i), px[i * 2 + 1] = static_cast<uint8_t>(i * 10);
-    const auto img = ovr::model::decode_image_file(write_png("grey_alpha.png", PNG_FORMAT_GA, w, h, px.data()));
+  {  // grey + alpha and RGBA: opaque pixels keep their colour, clear ones become white
+    std::vector<uint8_t> ga(w * h * 2), rgba(w * h * 4);
+    for (int i = 0; i < w * h; ++i) {
+      const uint8_t alpha = i % 2 ? 255 : 0;
+      ga[i * 2] = static_cast<uint8_t>(200 - i), ga[i * 2 + 1] = alpha;
+      for (int c = 0; c < 3; ++c) rgba[i * 4 + c] = static_cast<uint8_t>(i * 13 + c * 50);
+      rgba[i * 4 + 3] = alpha;
+    }
+    const auto g = ovr::model::decode_image_file(write_png("grey_alpha.png", PNG_FORMAT_GA, w, h, ga.data()));
+    const auto r = ovr::model::decode_image_file(write_png("rgba.png", PNG_FORMAT_RGBA, w, h, rgba.data()));
     for (int i = 0; i < w * h; ++i)
-      for (int c = 0; c < 3; ++c) ASSERT_EQ(img.rgb[i * 3 + c], px[i * 2]);
+      for (int c = 0; c < 3; ++c) {
+        ASSERT_EQ(g.rgb[i * 3 + c], i % 2 ? ga[i * 2] : 255) << i;
+        ASSERT_EQ(r.rgb[i * 3 + c], i % 2 ? rgba[i * 4 + c] : 255) << i;
+      }
   }
-  {  // RGBA: alpha dropped (PIL's convert("RGB")), even where it is 0
-    std::vector<uint8_t> px(w * h * 4);
-    for (int i = 0; i < w * h * 4; ++i) px[i] = static_cast<uint8_t>(i * 13 + 5);
-    const auto img = ovr::model::decode_image_file(write_png("rgba.png", PNG_FORMAT_RGBA, w, h, px.data()));
-    for (int i = 0; i < w * h; ++i)
-      for (int c = 0; c < 3; ++c) ASSERT_EQ(img.rgb[i * 3 + c], px[i * 4 + c]);
-  }
-  {  // palette with transparency (tRNS): looked up, transparency dropped
-    const uint8_t colormap[4 * 4] = {255, 0, 0, 255, 0, 255, 0, 0, 10, 20, 30, 128, 250, 251, 252, 255};
+  {  // palette with transparency (tRNS): looked up, a clear entry becomes white
+    const uint8_t colormap[4 * 4] = {255, 0, 0, 255, 0, 255, 0, 0, 10, 20, 30, 255, 250, 251, 252, 255};
     std::vector<uint8_t> idx(w * h);
     for (int i = 0; i < w * h; ++i) idx[i] = static_cast<uint8_t>(i % 4);
     const auto img = ovr::model::decode_image_file(
         write_png("palette.png", PNG_FORMAT_RGBA_COLORMAP, w, h, idx.data(), colormap, 4));
     for (int i = 0; i < w * h; ++i)
-      for (int c = 0; c < 3; ++c) ASSERT_EQ(img.rgb[i * 3 + c], colormap[idx[i] * 4 + c]) << i;
+      for (int c = 0; c < 3; ++c) ASSERT_EQ(img.rgb[i * 3 + c], idx[i] == 1 ? 255 : colormap[idx[i] * 4 + c]) << i;
   }
-  {  // 16-bit grey and RGB: the high byte of each sample
+  {  // 16-bit grey clips to 255 (PIL's I;16 -> RGB); 16-bit RGB keeps the high byte
     std::vector<uint16_t> grey(w * h), rgb(w * h * 3);
-    for (int i = 0; i < w * h; ++i) grey[i] = static_cast<uint16_t>(i * 4000 + 0xFF);
+    for (int i = 0; i < w * h; ++i) grey[i] = static_cast<uint16_t>(i * 30);
     for (int i = 0; i < w * h * 3; ++i) rgb[i] = static_cast<uint16_t>(i * 1300 + 0x80);
     const auto g = ovr::model::decode_image_file(write_png("grey16.png", PNG_FORMAT_LINEAR_Y, w, h, grey.data()));
     for (int i = 0; i < w * h; ++i)
-      for (int c = 0; c < 3; ++c) ASSERT_EQ(g.rgb[i * 3 + c], grey[i] >> 8) << i;
+      for (int c = 0; c < 3; ++c) ASSERT_EQ(g.rgb[i * 3 + c], std::min<int>(grey[i], 255)) << i;
     const auto r = ovr::model::decode_image_file(write_png("rgb16.png", PNG_FORMAT_LINEAR_RGB, w, h, rgb.data()));
     for (int i = 0; i < w * h * 3; ++i) ASSERT_EQ(r.rgb[i], rgb[i] >> 8) << i;
   }
+}
+
+// ---- every image mode against transformers ------------------------------------------------------
+
+// tests/fixtures/image_modes: images of every mode (transparent RGBA, LA, palettes with and without
+// tRNS, grey and RGB with tRNS, 16-bit grey/RGB/RGBA/LA, 1-bit, CMYK and grey JPEG, sizes that need
+// a resize) and what transformers' Qwen2-VL processor (Pillow backend) makes of them, once per
+// Pillow version (make_image_mode_fixtures.py). Our pixel_values must equal them: the decoding and
+// the resize are integer arithmetic reproduced exactly, so the only room left is float32 rounding
+// in the normalisation (0 here; 1e-6 allows another compiler's float contraction).
+void expect_image_modes_match(int pillow) {
+  const std::string dir = std::string(OVR_TEST_FIXTURES) + "/image_modes";
+  const std::string ref_dir = dir + "/pillow" + std::to_string(pillow);
+  ImageProcessorOptions o;
+  o.min_pixels = 3136, o.max_pixels = 12845056, o.pillow = pillow;
+  const ImageProcessor proc(o);
+  int checked = 0;
+  for (const char* stem : {"rgba_transparent_56x56", "la_56x56", "palette_trns_56x56", "palette_56x56", "grey_trns_56x56",
+                           "rgb_trns_56x56", "grey16_56x56", "rgb16_56x56", "rgba16_56x56", "la16_56x56",
+                           "bilevel_56x56", "cmyk_56x56", "grey_56x56", "rgba_resize_45x95", "rgb_resize_45x95",
+                           "rgb_resize_95x45"}) {
+    const auto meta = nlohmann::json::parse(read_bytes(ref_dir + "/" + stem + ".json"));
+    const std::string values_dir = dir + "/" + meta.value("values_in", "pillow" + std::to_string(pillow));
+    const std::string raw = read_bytes(values_dir + "/" + stem + ".f32");
+    std::vector<float> ref(raw.size() / 4);
+    std::memcpy(ref.data(), raw.data(), ref.size() * 4);  // little-endian hosts only
+    const auto out = proc.process_file(dir + "/images/" + meta["image"].get<std::string>());
+    EXPECT_EQ(std::vector<int64_t>(out.grid_thw.begin(), out.grid_thw.end()), meta["image_grid_thw"].get<std::vector<int64_t>>())
+        << stem;
+    ASSERT_EQ(out.pixel_values.size(), ref.size()) << stem;
+    double worst = 0;
+    for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(double(out.pixel_values[i]) - ref[i]));
+    std::printf("Pillow %d  %-24s (PIL mode %-5s) max |ours - transformers| = %.3g\n", pillow, stem,
+                meta["pil_mode"].get<std::string>().c_str(), worst);
+    EXPECT_LE(worst, 1e-6) << stem << " (PIL mode " << meta["pil_mode"] << ")";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 16);
+}
+
+TEST(ImageModes, EveryModeMatchesTransformersWithPillow13) { expect_image_modes_match(13); }
+TEST(ImageModes, EveryModeMatchesTransformersWithPillow12) { expect_image_modes_match(12); }
+
+TEST(ImageModes, PillowVersionsDifferOnlyWhereTheirPassOrderDoes) {
+  // 45 wide, 95 tall -> 56 x 84: the height shrinks while the width grows, so Pillow 13 runs the
+  // vertical pass first and its bytes differ from Pillow 12's; 95 x 45 -> 84 x 56 does not.
+  EXPECT_TRUE(ovr::model::pillow_resizes_vertically_first(95, 45, 84, 56, 13));
+  EXPECT_FALSE(ovr::model::pillow_resizes_vertically_first(95, 45, 84, 56, 12));
+  EXPECT_FALSE(ovr::model::pillow_resizes_vertically_first(45, 95, 56, 84, 13));
+  const auto img = ovr::model::decode_image_file(std::string(OVR_TEST_FIXTURES) + "/image_modes/images/rgb_resize_45x95.png");
+  EXPECT_NE(ovr::model::resize_bicubic(img, 84, 56, 12).rgb, ovr::model::resize_bicubic(img, 84, 56, 13).rgb);
 }
 
 TEST(DecodeImage, FormatComesFromMagicBytesNotExtension) {

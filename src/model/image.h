@@ -1,13 +1,15 @@
 // Still images for the vision path: PNG (libpng) and JPEG (libjpeg-turbo) decoded to 8-bit RGB.
 //
-// The conversion to RGB follows what Hugging Face's processors get from PIL's image.convert("RGB"):
-// grey is replicated to three channels, palettes are looked up, and alpha (an alpha channel, or a
-// PNG tRNS chunk) is DROPPED, not composited onto a background. 16-bit PNG samples keep their high
-// byte (as Pillow does for 16-bit RGB; Pillow clips 16-bit *grey* to 255 instead, a quirk we do
-// not copy). Gamma and colour-profile chunks are ignored, as PIL ignores them; EXIF orientation is
-// not applied (HF's processors do not apply it to an image they are given either).
-// CMYK/YCCK JPEGs are an error: PIL's CMYK -> RGB formula differs between versions, so a
-// conversion could not promise equality with the reference.
+// The conversion to RGB is what transformers' Qwen2-VL processor (>= 5.24, Pillow backend) does
+// with the image PIL opened (docs/images.md): convert_to_rgb composites an image with alpha (an
+// alpha channel, or a PNG tRNS chunk) onto white with PIL's integer alpha_composite, so black
+// strokes on a transparent background stay black on white; grey is replicated, palettes looked up,
+// 16-bit samples keep their high byte, except 16-bit grey, which PIL opens as I;16 and clips to
+// 255. CMYK and YCCK JPEGs are converted with PIL's formula (Adobe's inverted CMYK assumed, as PIL
+// does). Gamma and colour-profile chunks are ignored, as PIL ignores them; EXIF orientation is not
+// applied (the processor does not apply it to an image it is given; only transformers' load_image
+// helper does). Every mode was checked against transformers and Pillow 12.1.1 and 13.0
+// (tests/fixtures/image_modes).
 //
 // The format is read from the magic bytes, never from the extension. A missing, truncated or
 // corrupt file is an ovr::Error naming the file: libpng and libjpeg report errors by longjmp from

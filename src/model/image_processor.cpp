@@ -71,6 +71,11 @@ ImageProcessorOptions ImageProcessorOptions::from_json_file(const std::string& p
     if (!j["rescale_factor"].is_number()) throw Error(file + ": \"rescale_factor\" must be a number");
     o.rescale_factor = j["rescale_factor"].get<double>();
   }
+  if (j.contains("ovr_pillow")) {  // ours (Hugging Face ignores it): which Pillow's resize to match
+    if (!j["ovr_pillow"].is_number_integer() || (j["ovr_pillow"] != 12 && j["ovr_pillow"] != 13))
+      throw Error(file + ": \"ovr_pillow\" must be 12 or 13");
+    o.pillow = j["ovr_pillow"].get<int>();
+  }
   o.do_resize = flag(j, "do_resize", o.do_resize, file);
   o.do_rescale = flag(j, "do_rescale", o.do_rescale, file);
   o.do_normalize = flag(j, "do_normalize", o.do_normalize, file);
@@ -172,64 +177,78 @@ inline uint8_t clip8(int32_t v) {
 
 }  // namespace
 
-Image resize_bicubic(const Image& image, int64_t height, int64_t width) {
-  if (height <= 0 || width <= 0 || height > (1 << 24) || width > (1 << 24))
-    throw Error("resize to " + std::to_string(width) + "x" + std::to_string(height) + ": bad size");
-  if (image.height == height && image.width == width) return image;
-  const Coeffs hc = bicubic_coeffs(static_cast<int>(image.width), static_cast<int>(width));
-  const Coeffs vc = bicubic_coeffs(static_cast<int>(image.height), static_cast<int>(height));
-  const int64_t in_w = image.width;
+namespace {
 
-  // Horizontal pass, over the input rows the vertical pass will read only.
-  const Image* src = &image;
-  int64_t row0 = 0;  // first input row held by *src
-  Image tmp;
-  if (width != image.width) {
-    row0 = vc.first[0];
-    const int64_t row_end = vc.first[height - 1] + vc.count[height - 1];
-    tmp.height = row_end - row0;
-    tmp.width = width;
-    tmp.rgb.resize(static_cast<size_t>(tmp.height * width * 3));
-    for (int64_t y = 0; y < tmp.height; ++y) {
-      const uint8_t* in = image.rgb.data() + (y + row0) * in_w * 3;
-      uint8_t* out = tmp.rgb.data() + y * width * 3;
-      for (int64_t xx = 0; xx < width; ++xx) {
-        const int32_t* k = hc.k.data() + xx * hc.ksize;
-        const uint8_t* p = in + static_cast<int64_t>(hc.first[xx]) * 3;
-        int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
-        for (int x = 0; x < hc.count[xx]; ++x) {
-          s0 += p[3 * x + 0] * k[x];
-          s1 += p[3 * x + 1] * k[x];
-          s2 += p[3 * x + 2] * k[x];
-        }
-        out[3 * xx + 0] = clip8(s0);
-        out[3 * xx + 1] = clip8(s1);
-        out[3 * xx + 2] = clip8(s2);
+// One horizontal pass: rows [row0, row0 + rows) of `in`, each resampled to width hc.first.size().
+Image horizontal_pass(const Image& in, const Coeffs& hc, int64_t row0, int64_t rows) {
+  const int64_t width = static_cast<int64_t>(hc.first.size());
+  Image out;
+  out.height = rows;
+  out.width = width;
+  out.rgb.resize(static_cast<size_t>(rows * width * 3));
+  for (int64_t y = 0; y < rows; ++y) {
+    const uint8_t* src = in.rgb.data() + (y + row0) * in.width * 3;
+    uint8_t* dst = out.rgb.data() + y * width * 3;
+    for (int64_t xx = 0; xx < width; ++xx) {
+      const int32_t* k = hc.k.data() + xx * hc.ksize;
+      const uint8_t* p = src + static_cast<int64_t>(hc.first[xx]) * 3;
+      int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
+      for (int x = 0; x < hc.count[xx]; ++x) {
+        s0 += p[3 * x + 0] * k[x];
+        s1 += p[3 * x + 1] * k[x];
+        s2 += p[3 * x + 2] * k[x];
       }
+      dst[3 * xx + 0] = clip8(s0);
+      dst[3 * xx + 1] = clip8(s1);
+      dst[3 * xx + 2] = clip8(s2);
     }
-    src = &tmp;
   }
-  if (height == image.height) return tmp;  // horizontal pass only (row0 is 0: every row was read)
+  return out;
+}
 
-  // Vertical pass.
+// One vertical pass to height vc.first.size(); `in` holds the input rows from row0 on.
+Image vertical_pass(const Image& in, const Coeffs& vc, int64_t row0) {
+  const int64_t height = static_cast<int64_t>(vc.first.size()), n = in.width * 3;
   Image out;
   out.height = height;
-  out.width = width;
-  out.rgb.resize(static_cast<size_t>(height * width * 3));
-  const int64_t n = width * 3;
+  out.width = in.width;
+  out.rgb.resize(static_cast<size_t>(height * n));
   std::vector<int32_t> acc(static_cast<size_t>(n));
   for (int64_t yy = 0; yy < height; ++yy) {
     const int32_t* k = vc.k.data() + yy * vc.ksize;
     std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
     for (int y = 0; y < vc.count[yy]; ++y) {
-      const uint8_t* in = src->rgb.data() + (vc.first[yy] + y - row0) * n;
+      const uint8_t* src = in.rgb.data() + (vc.first[yy] + y - row0) * n;
       const int32_t ky = k[y];
-      for (int64_t i = 0; i < n; ++i) acc[i] += in[i] * ky;
+      for (int64_t i = 0; i < n; ++i) acc[i] += src[i] * ky;
     }
     uint8_t* o = out.rgb.data() + yy * n;
     for (int64_t i = 0; i < n; ++i) o[i] = clip8(acc[i]);
   }
   return out;
+}
+
+}  // namespace
+
+bool pillow_resizes_vertically_first(int64_t in_height, int64_t in_width, int64_t height, int64_t width, int pillow) {
+  return pillow >= 13 && in_height - height > 2 * std::max<int64_t>(in_width - width, 0);
+}
+
+Image resize_bicubic(const Image& image, int64_t height, int64_t width, int pillow) {
+  if (height <= 0 || width <= 0 || height > (1 << 24) || width > (1 << 24))
+    throw Error("resize to " + std::to_string(width) + "x" + std::to_string(height) + ": bad size");
+  if (pillow != 12 && pillow != 13) throw Error("resize: Pillow reference " + std::to_string(pillow) + " is not 12 or 13");
+  if (image.height == height && image.width == width) return image;
+  const Coeffs hc = bicubic_coeffs(static_cast<int>(image.width), static_cast<int>(width));
+  const Coeffs vc = bicubic_coeffs(static_cast<int>(image.height), static_cast<int>(height));
+  const bool need_h = width != image.width, need_v = height != image.height;
+  if (!need_v) return horizontal_pass(image, hc, 0, image.height);
+  if (!need_h) return vertical_pass(image, vc, 0);
+  if (pillow_resizes_vertically_first(image.height, image.width, height, width, pillow))
+    return horizontal_pass(vertical_pass(image, vc, 0), hc, 0, height);
+  // Horizontal first, over the input rows the vertical pass will read only.
+  const int64_t row0 = vc.first[0], row_end = vc.first[height - 1] + vc.count[height - 1];
+  return vertical_pass(horizontal_pass(image, hc, row0, row_end - row0), vc, row0);
 }
 
 // ---- the processor -----------------------------------------------------------------------------
@@ -267,7 +286,7 @@ ProcessedImage ImageProcessor::process(const Image& image, const std::string& na
   if (size.height % o.factor() != 0 || size.width % o.factor() != 0)
     throw Error(name + ": without resize, the image's sides (" + std::to_string(size.width) + "x" +
                 std::to_string(size.height) + ") must be multiples of " + std::to_string(o.factor()));
-  const Image resized = resize_bicubic(image, size.height, size.width);
+  const Image resized = resize_bicubic(image, size.height, size.width, options_.pillow);
 
   const int64_t p = o.patch_size, m = o.merge_size, t = o.temporal_patch_size;
   const int64_t grid_h = size.height / p, grid_w = size.width / p;

@@ -4,7 +4,8 @@
 // process(image):
 //   1. smart_resize picks a size whose sides are multiples of patch_size * merge_size (28) with
 //      min_pixels <= h*w <= max_pixels, keeping the aspect ratio;
-//   2. the RGB image is resized to it with Pillow's BICUBIC, reproduced bit for bit (resize_bicubic);
+//   2. the RGB image is resized to it with Pillow's BICUBIC, reproduced bit for bit (resize_bicubic,
+//      Pillow 13's pass order by default);
 //   3. each byte v becomes ((v * rescale_factor) - mean[c]) / std[c], in HF's float32 arithmetic;
 //   4. patchify: pixel_values of shape (grid_t*grid_h*grid_w, 3*temporal_patch_size*patch*patch),
 //      grid_t = 1 (the still image is repeated temporal_patch_size times). Rows are ordered by
@@ -31,6 +32,10 @@ struct ImageProcessorOptions {
   std::array<float, 3> image_std = {0.26862954f, 0.26130258f, 0.27577711f};
   double rescale_factor = 1.0 / 255.0;
   bool do_resize = true, do_rescale = true, do_normalize = true;
+  // Whose bicubic resize to reproduce bit for bit: Pillow 13 (what pip installs with transformers
+  // today; the default) or 12. They differ in pass order only (resize_bicubic). Set by the
+  // "ovr_pillow" key of preprocessor_config.json, which Hugging Face ignores.
+  int pillow = 13;
 
   int64_t factor() const { return patch_size * merge_size; }
   // Reads a Hugging Face preprocessor_config.json (a file, or a model directory holding one).
@@ -51,9 +56,12 @@ ResizedSize smart_resize(int64_t height, int64_t width, int64_t factor = 28, int
 
 // PIL.Image.resize((width, height), Image.BICUBIC) on an RGB image, with Pillow's arithmetic:
 // a = -0.5 cubic kernel widened by the scale when shrinking (antialias), coefficients normalised
-// and quantised to 22-bit fixed point, horizontal pass then vertical, each rounded and clamped to
-// 8 bits. A pass whose size does not change is skipped, as in Pillow.
-Image resize_bicubic(const Image& image, int64_t height, int64_t width);
+// and quantised to 22-bit fixed point, two passes, each rounded and clamped to 8 bits. A pass
+// whose size does not change is skipped, as in Pillow. Pillow 12 always runs the horizontal pass
+// first; Pillow 13 runs the vertical pass first when the height shrinks by more than twice what
+// the width shrinks (pillow_resizes_vertically_first; measured on 249 sizes, docs/images.md).
+Image resize_bicubic(const Image& image, int64_t height, int64_t width, int pillow = 13);
+bool pillow_resizes_vertically_first(int64_t in_height, int64_t in_width, int64_t height, int64_t width, int pillow);
 
 struct ProcessedImage {
   std::vector<float> pixel_values;  // rows * cols, row-major
