@@ -147,3 +147,30 @@ TEST(MultimodalParity, RealImagesThroughOurProcessorAndTowerMatchTransformers) {
   const auto [ours, hf] = greedy_with_images(f.m, ids, pix, grid, f.ref("real_gen_output_ids")[0]);
   EXPECT_EQ(ours, hf);
 }
+
+TEST(MultimodalParity, TransparentImagesThroughOurProcessorAndTowerMatchTransformers) {
+  // Two RGBA PNGs (black strokes on a transparent background; the second also resized 45x95 ->
+  // 56x84, where Pillow 13's pass order differs from 12's), composited onto white by both sides
+  // (make_qwen2_5_vl_alpha_parity.py). Dropping alpha instead changes 75% of the first image's pixel_values, by up to 3.8.
+  auto& f = fixture();
+  torch::NoGradGuard no_grad;
+  const auto alpha = io::open_model_source(kDir + "/parity_alpha.safetensors");
+  auto ref = [&](const std::string& name) { return io::read_tensor(*alpha, name); };
+  const model::ImageProcessor processor;  // Pillow 13, as the fixture
+  std::vector<at::Tensor> rows;
+  std::vector<int64_t> grids;
+  for (const char* name : {"rgba_transparent_56x56.png", "rgba_resize_45x95.png"}) {
+    auto p = processor.process_file(std::string(OVR_TEST_FIXTURES) + "/image_modes/images/" + name);
+    rows.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
+    grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
+  }
+  const at::Tensor pix = torch::cat(rows), grid = torch::tensor(grids).view({-1, 3});
+  EXPECT_TRUE(torch::equal(grid, ref("alpha_grid_thw")));
+  EXPECT_LE((pix - ref("alpha_pixel_values")).abs().max().item<double>(), 1e-6) << "pixel_values";
+  EXPECT_LE(rel_err(f.m.visual->forward(pix, grid), ref("alpha_vision_features")), 1e-4);
+  const at::Tensor ids_t = ref("alpha_ids")[0];
+  const std::vector<int64_t> ids(ids_t.data_ptr<int64_t>(), ids_t.data_ptr<int64_t>() + ids_t.numel());
+  EXPECT_LE(rel_err(f.m.logits(ids, pix, grid), ref("alpha_logits")[0]), 1e-4);
+  const auto [ours, hf] = greedy_with_images(f.m, ids, pix, grid, ref("alpha_gen_output_ids")[0]);
+  EXPECT_EQ(ours, hf);
+}
