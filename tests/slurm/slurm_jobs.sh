@@ -199,7 +199,7 @@ cat >"$WORK/eval.list" <<EOF
 checkpoint $WORK/rl/${P}3.h5
 checkpoint $WORK/rl/${P}2.h5 second    # named
 benchmark arith $TINY/rl_arith.jsonl --fields question=prompt --max-new-tokens 16 --k 2
-benchmark math500 $REPO/tests/fixtures/benchmarks/math500/test.jsonl --limit 4 --max-new-tokens 8
+benchmark mixed $REPO/tests/fixtures/eval/bad_rows.jsonl --max-new-tokens 8
 EOF
 J6=$(OVR_EVAL_LIST="$WORK/eval.list" OVR_EVAL_ROOT="$WORK/eval" \
   submit --array=0-3 -n 1 -o "$WORK/eval-%A_%a.out" "$REPO/jobs/slurm/eval.sbatch" --seed 3)
@@ -220,7 +220,7 @@ ok "average job $J5: the average of steps 2 and 3 (glob), equal to ovr_average r
 wait_done "$J6" 60
 i=0
 for c in "step_00000003:$WORK/rl/${P}3.h5" "second:$WORK/rl/${P}2.h5"; do
-  for b in "arith:$TINY/rl_arith.jsonl" "math500:$REPO/tests/fixtures/benchmarks/math500/test.jsonl"; do
+  for b in "arith:$TINY/rl_arith.jsonl" "mixed:$REPO/tests/fixtures/eval/bad_rows.jsonl"; do
     IFS=: read -r bn bd <<<"$b"
     d="$WORK/eval/${c%%:*}/$bn"
     [ -f "$d/summary.json" ] || fail "eval task $i: no $d/summary.json"
