@@ -81,10 +81,11 @@ TEST(Benchmark, MathVisionPlacesTheImageAtItsPlaceholderAndListsOptions) {
   EXPECT_NE(text.find("radius of circle $K$?\n<IMG>"), std::string::npos) << text;
   EXPECT_NE(text.find("Options:\nA. $\\frac{6-\\sqrt{2}}{2}$\nB."), std::string::npos) << text;
   EXPECT_NE(text.find("E. $6(\\sqrt{2}-1)$\nPlease reason step by step, and put the letter"), std::string::npos) << text;
-  // Row 1 (id 514): options drawn in the picture; <image2> names no file and is dropped.
+  // Row 1 (id 514): options drawn in the picture; <image2> names no file and stays as written (as
+  // MATH-V's own scripts keep it), not deleted from the sentence.
   const std::string first = user_text(b.problems[0]);
-  EXPECT_NE(first.find("same size?\n<IMG>\n\n\nOptions: A, B, C, D, E"), std::string::npos) << first;
-  EXPECT_EQ(first.find("<image"), std::string::npos);
+  EXPECT_NE(first.find("same size?\n<IMG>\n<image2>\n\nOptions: A, B, C, D, E"), std::string::npos) << first;
+  EXPECT_EQ(first.find("<image1>"), std::string::npos);
   // Row 3 (id 811): no options, a numeric answer, the plain instruction.
   EXPECT_NE(user_text(b.problems[2]).find("within \\boxed{}."), std::string::npos);
   EXPECT_EQ(*b.problems[2].subject, "logic");
@@ -133,6 +134,22 @@ TEST(Benchmark, ChosenOptionReadsLettersAndOptionTexts) {
   EXPECT_EQ(chosen_option("3.0", options), "C");
   EXPECT_EQ(chosen_option("7", options), "");
   EXPECT_EQ(chosen_option("", options), "");
+  // The wrappings models write, on rows whose options are text.
+  EXPECT_EQ(chosen_option("\\textbf{(B)}", options), "B");
+  EXPECT_EQ(chosen_option("(B) 2.5", options), "B");
+  EXPECT_EQ(chosen_option("B) 2.5", options), "B");
+  EXPECT_EQ(chosen_option("\\text{Option C}", options), "C");
+  EXPECT_EQ(chosen_option("Answer: C", options), "C");
+  EXPECT_EQ(chosen_option("\\frac{6-\\sqrt{2}}{2}", options), "A");  // the option's text alone
+  // A bare letter that is another option's text is no choice; a labelled one is.
+  const std::vector<std::string> letters_as_text = {"C", "A", "B", "D"};
+  EXPECT_EQ(chosen_option("A", letters_as_text), "");
+  EXPECT_EQ(chosen_option("(A)", letters_as_text), "A");
+  EXPECT_EQ(chosen_option("D", letters_as_text), "D");  // option D's text is its own letter
+  // Options that are only their letters (MATH-Vision's letter rows).
+  EXPECT_EQ(chosen_option("\\textbf{(B)}", {"A", "B", "C"}), "B");
+  // Equal to two options' texts: no choice.
+  EXPECT_EQ(chosen_option("2", {"2", "4/2", "3"}), "");
 }
 
 TEST(Scores, PassAtIsTheUnbiasedEstimator) {

@@ -1,12 +1,15 @@
 #include "eval/benchmark.h"
 
+#include <cctype>
 #include <cerrno>
+#include <optional>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "io/fs.h"
+#include "reward/normalize.h"
 #include "reward/reward.h"
 
 namespace ovr::eval {
@@ -35,7 +38,8 @@ std::string options_block(const std::vector<std::string>& options) {
   return s;
 }
 
-// Question text with <imageN> placeholders -> user turn items; images[N-1] at each placeholder.
+// Question text with <imageN> placeholders -> user turn items; images[N-1] at the first mention of
+// each; images no placeholder names go first.
 model::ChatMessage question_turn(const std::string& text, const std::vector<std::string>& images,
                                  std::vector<std::string>& images_in_order) {
   model::ChatMessage user = model::ChatMessage::text("user", "");
@@ -49,11 +53,13 @@ model::ChatMessage question_turn(const std::string& text, const std::vector<std:
       while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) n = n * 10 + size_t(text[j++] - '0');
     }
     if (j > i + 6 && j < text.size() && text[j] == '>') {
-      if (n >= 1 && n <= images.size() && !used[n - 1]) {  // a placeholder without its file is dropped
+      if (n >= 1 && n <= images.size() && !used[n - 1]) {
         if (!pending.empty()) items.push_back({model::ChatItem::Type::Text, pending}), pending.clear();
         items.push_back({model::ChatItem::Type::Image, ""});
         images_in_order.push_back(images[n - 1]);
         used[n - 1] = true;
+      } else {  // a placeholder without its file (or a second mention) stays as written, as MATH-V's scripts keep it
+        pending.append(text, i, j + 1 - i);
       }
       i = j + 1;
       continue;
@@ -172,17 +178,28 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
 }
 
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options) {
-  std::string s;
-  for (char c : extracted)
-    if (!std::isspace(static_cast<unsigned char>(c))) s += c;
-  if (s.rfind("\\text{", 0) == 0 && s.back() == '}') s = s.substr(6, s.size() - 7);
-  if (s.size() >= 3 && s.front() == '(' && s[2] == ')') s = s.substr(1, 1) + s.substr(3);
-  if (!s.empty() && std::isupper(static_cast<unsigned char>(s[0])) &&
-      (s.size() == 1 || s[1] == '.' || s[1] == ':' || s[1] == ')'))
-    return s.substr(0, 1);
+  if (reward::normalize_answer(extracted).empty()) return "";
+  // A letter in any wrapping models write: B, (B), B), B., B: ..., \textbf{(B)}, \text{Option B},
+  // "Answer: B", "(B) <the option's text>" (the reward's normalisation and choice forms).
+  const std::string t = reward::normalize_answer(extracted);
+  std::optional<char> letter_chosen = reward::choice_letter(t);
+  const bool bare = letter_chosen && (t.size() == 1 || (t.size() == 2 && !std::isalpha(static_cast<unsigned char>(t[1]))));
+  if (!letter_chosen) letter_chosen = reward::leading_choice(t);
+  if (letter_chosen) {
+    // A bare letter that is the text of another option ("C" where option A reads "C") says
+    // nothing for sure: no option.
+    for (size_t i = 0; i < options.size() && bare; ++i)
+      if (letter(i)[0] != *letter_chosen && reward::normalize_answer(options[i]) == std::string(1, *letter_chosen)) return "";
+    return std::string(1, *letter_chosen);
+  }
+  // The option's text alone: the one option it equals (none, or several, is no choice).
+  std::string chosen;
   for (size_t i = 0; i < options.size(); ++i)
-    if (!extracted.empty() && reward::answers_equivalent(extracted, options[i])) return letter(i);
-  return "";
+    if (reward::answers_equivalent(extracted, options[i])) {
+      if (!chosen.empty()) return "";
+      chosen = letter(i);
+    }
+  return chosen;
 }
 
 }  // namespace ovr::eval

@@ -54,9 +54,11 @@ FieldMap parse_field_map(const std::string& spec);  // ConfigError on an unknown
 Benchmark load_benchmark(const std::string& path, const std::string& format, const FieldMap& fields,
                          const std::string& instruction);
 
-// The letter of the option a response chose: the extracted answer itself when it is a letter
-// ("B", "(B)", "B." or "B: ..."), else the letter of the option whose text it equals
-// (reward::answers_equivalent); "" when neither.
+// The letter of the option a response chose: the letter it names in any common wrapping ("B",
+// "(B)", "B)", "B.", "B: ...", "\textbf{(B)}", "\text{Option B}", "Answer: B", "(B) <the option's
+// text>"), else the letter of the one option whose text it equals (reward::answers_equivalent);
+// "" when neither, when it equals several options, or when a bare letter is also the text of
+// another option (then which was meant cannot be told).
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options);
 
 }  // namespace ovr::eval

@@ -149,13 +149,23 @@ int run_eval(const Config& cfg) {
   // ---- rank 0: results in file order, the summary ----
   const std::string all_lines = gather_text(lines), all_bad = gather_text(bad_lines);
   OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &tokens, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+  // Every row failed (e.g. no image decodes): an error on every rank, not avg@k 0 over 0 problems.
+  int64_t evaluated = lines.empty() ? 0 : 1;
+  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &evaluated, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+  if (evaluated == 0) {
+    std::string first;  // rank 0 holds every rank's bad rows
+    if (!all_bad.empty()) first = nlohmann::json::parse(all_bad.substr(0, all_bad.find('\n')))["reason"].get<std::string>();
+    throw Error(data + ": no problem could be evaluated: all " + std::to_string(bench.problems.size()) + " rows failed" +
+                (first.empty() ? "" : " (the first: " + first + ")"));
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (rank == 0) {
     std::vector<nlohmann::json> results;
     for (const std::string& l : split_lines(all_lines)) results.push_back(nlohmann::json::parse(l));
     nlohmann::json summary = {{"model", model_path}, {"model_step", policy.step}, {"benchmark", name}, {"data", data},
                               {"format", format}, {"k", k}, {"temperature", cfg.get<double>("temperature")},
-                              {"top_p", cfg.get<double>("top-p")}, {"max_new_tokens", eo.max_new_tokens},
+                              {"top_p", cfg.get<double>("top-p")}, {"top_k", cfg.get<int64_t>("top-k")},
+                              {"max_new_tokens", eo.max_new_tokens},
                               {"seed", cfg.get<uint64_t>("seed")}, {"ranks", ranks}};
     summary.update(summarize(results, k));
     nlohmann::json bad = nlohmann::json::array();

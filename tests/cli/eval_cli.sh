@@ -65,6 +65,13 @@ expect_output "bad row 4: image" "the missing image named"
 expect_status 1 "missing benchmark file" -- $MPIEXEC 2 "$BIN/ovr_eval" "${EV[@]}" --benchmark x --data "$WORK/none.jsonl" -o "$WORK/none"
 expect_output "none.jsonl: cannot open" "missing file named"
 [ ! -e "$WORK/none" ] || { echo "FAIL: an output directory was left for a failed run"; FAILED=1; }
+# Every row's image fails to decode: an error naming the first failure, not avg@k 0 over 0 problems.
+printf 'not a picture' > "$WORK/broken.png"
+printf '{"question": "How many? <image1>", "image": "broken.png", "answer": "3"}\n{"question": "<image1> Which?", "image": "broken.png", "answer": "4"}\n' \
+  > "$WORK/all_broken.jsonl"
+expect_status 1 "every row's image unreadable" -- $MPIEXEC 2 "$BIN/ovr_eval" "${EV[@]}" --benchmark x --data "$WORK/all_broken.jsonl" -o "$WORK/broken"
+expect_output "no problem could be evaluated: all 2 rows failed (the first:" "all rows failed named"
+[ ! -e "$WORK/broken" ] || { echo "FAIL: an output directory was left when no problem could be evaluated"; FAILED=1; }
 expect_status 2 "unknown format" -- "$BIN/ovr_eval" "${EV[@]}" --benchmark x --format gsm8k --data "$OURS/bad_rows.jsonl" -o "$WORK/x"
 expect_output "--format: expected math500, mathvision or generic" "format named"
 expect_status 2 "k = 0" -- "$BIN/ovr_eval" "${EV[@]}" --benchmark x --k 0 --data "$OURS/bad_rows.jsonl" -o "$WORK/x"
