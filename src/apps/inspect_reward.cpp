@@ -7,6 +7,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/mpi_runtime.h"
+#include "eval/benchmark.h"
 #include "reward/reward.h"
 
 namespace ovr::apps {
@@ -16,7 +17,9 @@ int inspect_reward(int argc, char** argv) {
              "Scores JSONL from stdin, one object per line: {\"response\": ..., \"answer\": ...} becomes\n"
              "{\"reward\": 1|0, \"extracted\": ..., \"reason\": ...}, with reason one of correct, wrong, no_answer,\n"
              "truncated, too_long. A line with \"truncated\": true or \"finish_reason\": \"length\" scores 0 (the\n"
-             "answer is still extracted). Other fields are ignored. A line that is not such an object ends the\n"
+             "answer is still extracted). With \"options\": [...] the row is multiple choice and scores the letter\n"
+             "the response chose (in any common wrapping, or an option's text), as ovr_eval scores it. Other\n"
+             "fields are ignored. A line that is not such an object ends the\n"
              "run with exit status 1 and an error naming the line number.");
   cfg.options().add_options()
       ("answer-tag", po::bool_switch()->default_value(false), "look for the answer only inside the last <answer>...</answer>")
@@ -56,8 +59,16 @@ int inspect_reward(int argc, char** argv) {
       if (!in["finish_reason"].is_string()) throw Error(where + ": \"finish_reason\" must be a string");
       truncated = truncated || in["finish_reason"].get<std::string>() == "length";
     }
+    std::vector<std::string> options;  // a multiple-choice row: scored by the chosen letter, as ovr_eval does
+    if (in.contains("options")) {
+      if (!in["options"].is_array()) throw Error(where + ": \"options\" must be a list of strings");
+      for (const auto& o : in["options"]) {
+        if (!o.is_string()) throw Error(where + ": \"options\" must be a list of strings");
+        options.push_back(o.get<std::string>());
+      }
+    }
     const reward::RewardResult r =
-        reward::score_response(in["response"].get<std::string>(), in["answer"].get<std::string>(), truncated, opt);
+        eval::score_answer(in["response"].get<std::string>(), in["answer"].get<std::string>(), options, truncated, opt);
     out["reward"] = r.reward;
     out["extracted"] = r.extracted;
     out["reason"] = r.reason;

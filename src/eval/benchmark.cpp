@@ -165,16 +165,31 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
       }
       for (const std::string& img : p.prompt.images)
         if (img.empty() || !io::path_exists(img)) throw Error("image " + img + ": no such file");
-      // A reference given as an option's text becomes its letter.
-      if (!p.options.empty() && chosen_option(p.prompt.answer, {}).empty())
-        for (size_t i = 0; i < p.options.size(); ++i)
-          if (p.options[i] == p.prompt.answer) p.prompt.answer = letter(i);
+      p.prompt.answer = reference_choice(p.prompt.answer, p.options);
       out.problems.push_back(std::move(p));
     } catch (const std::exception& e) {  // nlohmann and ovr errors alike: the row is skipped
       out.bad_rows.push_back({n, e.what()});
     }
   }
   return out;
+}
+
+std::string reference_choice(const std::string& answer, const std::vector<std::string>& options) {
+  if (options.empty() || !chosen_option(answer, {}).empty()) return answer;
+  for (size_t i = 0; i < options.size(); ++i)
+    if (options[i] == answer) return letter(i);
+  return answer;
+}
+
+reward::RewardResult score_answer(const std::string& response, const std::string& answer,
+                                  const std::vector<std::string>& options, bool truncated, const reward::RewardOptions& opt) {
+  reward::RewardResult r = reward::score_response(response, answer, truncated, opt);
+  if (!options.empty() && !r.extracted.empty()) {  // multiple choice: compare the chosen letter
+    const bool right = chosen_option(r.extracted, options) == reference_choice(answer, options);
+    r.reward = right && !truncated ? 1.0 : 0.0;
+    r.reason = truncated ? "truncated" : right ? "correct" : "wrong";
+  }
+  return r;
 }
 
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options) {

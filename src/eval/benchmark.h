@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "reward/reward.h"
 #include "rl/prompts.h"
 
 namespace ovr::eval {
@@ -60,5 +61,15 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
 // "" when neither, when it equals several options, or when a bare letter is also the text of
 // another option (then which was meant cannot be told).
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options);
+
+// The reference of a multiple-choice problem as a letter: a letter as it is, an option's text as
+// that option's letter; unchanged without options.
+std::string reference_choice(const std::string& answer, const std::vector<std::string>& options);
+
+// One response scored as ovr_eval scores it (ovr_inspect reward too, so the two agree row for row):
+// the verifiable reward, and on a multiple-choice problem (options not empty) the chosen letter
+// against the reference's letter.
+reward::RewardResult score_answer(const std::string& response, const std::string& answer,
+                                  const std::vector<std::string>& options, bool truncated, const reward::RewardOptions& opt);
 
 }  // namespace ovr::eval

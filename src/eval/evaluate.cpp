@@ -129,12 +129,7 @@ int run_eval(const Config& cfg) {
     const Problem& p = *by_line.at(s.prompt_id);
     const std::string text = tok.decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), /*skip_special=*/true);
     const bool truncated = s.finish_reason == "length";
-    reward::RewardResult r = reward::score_response(text, p.prompt.answer, truncated, ro);
-    if (!p.options.empty() && !r.extracted.empty()) {  // multiple choice: compare the chosen letter
-      const bool right = chosen_option(r.extracted, p.options) == p.prompt.answer;
-      r.reward = right && !truncated ? 1.0 : 0.0;
-      r.reason = truncated ? "truncated" : right ? "correct" : "wrong";
-    }
+    const reward::RewardResult r = score_answer(text, p.prompt.answer, p.options, truncated, ro);
     tokens += int64_t(s.tokens.size());
     lines += nlohmann::json({{"benchmark", name}, {"id", p.prompt.id}, {"row", p.line}, {"sample", s.sample_index},
                              {"subject", p.subject ? nlohmann::json(*p.subject) : nlohmann::json()},
