@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/mpi_runtime.h"
 #include "eval/benchmark.h"
+#include "eval/rescore.h"
 #include "eval/scores.h"
 #include "io/fs.h"
 #include "rl/engine_setup.h"
@@ -18,10 +19,14 @@ namespace ovr::eval {
 void add_eval_options(Config& cfg) {
   rl::add_engine_options(cfg, /*default_temperature=*/0.0);
   cfg.options().add_options()
-      ("model", po::value<std::string>()->required(), "the model: an ovr checkpoint (file or directory with latest) or a Hugging Face model")
-      ("benchmark", po::value<std::string>()->required(), "the benchmark's name in the results (math500 and mathvision also pick --format)")
-      ("data", po::value<std::string>()->required(), "the benchmark file (JSONL; image paths relative to it)")
-      ("output,o", po::value<std::string>()->required(), "directory for results.jsonl and summary.json")
+      ("model", po::value<std::string>()->default_value(""), "the model: an ovr checkpoint (file or directory with latest) or a Hugging Face model")
+      ("benchmark", po::value<std::string>()->default_value(""), "the benchmark's name in the results (math500 and mathvision also pick --format)")
+      ("data", po::value<std::string>()->default_value(""), "the benchmark file (JSONL; image paths relative to it)")
+      ("output,o", po::value<std::string>()->default_value(""), "directory for results.jsonl and summary.json (with --rescore: default the evaluation's own)")
+      ("rescore", po::value<std::string>()->default_value(""),
+       "DIR or DIR/results.jsonl of a finished evaluation: score its saved responses again with today's rules (no model)")
+      ("min-digits", po::value<int>()->default_value(4), "significant digits a decimal needs to stand for a non-terminating exact answer")
+      ("decimal-places", po::value<int>()->default_value(-1), "a stated precision: numbers rounded to this many decimals before comparing (-1: none)")
       ("format", po::value<std::string>()->default_value("auto"), "math500, mathvision or generic (auto: from --benchmark, else generic)")
       ("fields", po::value<std::string>()->default_value(""), "generic form: field names, e.g. question=problem,answer=final,image=img")
       ("instruction", po::value<std::string>()->default_value("auto"), "text after the question: auto (step by step, answer in \\boxed{}), none, or the text")
@@ -70,11 +75,28 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
+reward::RewardOptions reward_options(const Config& cfg) {
+  reward::RewardOptions ro;
+  ro.extract.require_answer_tag = cfg.get<bool>("answer-tag");
+  ro.equiv.min_significant_digits = cfg.get<int>("min-digits");
+  ro.equiv.decimal_places = cfg.get<int>("decimal-places");
+  if (ro.equiv.min_significant_digits < 1 || ro.equiv.min_significant_digits > 17) throw ConfigError("--min-digits: must be in 1..17");
+  if (ro.equiv.decimal_places < -1 || ro.equiv.decimal_places > 15) throw ConfigError("--decimal-places: must be in -1..15");
+  return ro;
+}
+
 }  // namespace
 
 int run_eval(const Config& cfg) {
   const auto t0 = std::chrono::steady_clock::now();
   const int rank = world_rank(), ranks = world_size();
+  const reward::RewardOptions ro = reward_options(cfg);
+  if (!cfg.get<std::string>("rescore").empty()) {  // no model: rank 0 rescores saved responses
+    if (rank == 0) rescore(cfg.get<std::string>("rescore"), cfg.get<std::string>("output"), ro);
+    return kExitOk;
+  }
+  for (const char* required : {"model", "benchmark", "data", "output"})
+    if (cfg.get<std::string>(required).empty()) throw ConfigError(std::string("--") + required + ": required (or --rescore DIR)");
   const std::string model_path = cfg.get<std::string>("model"), name = cfg.get<std::string>("benchmark");
   const std::string data = cfg.get<std::string>("data"), output = cfg.get<std::string>("output");
   const std::string tmpl = cfg.get<std::string>("prompt-template");
@@ -119,8 +141,6 @@ int run_eval(const Config& cfg) {
   }
 
   // ---- generate and score ----
-  reward::RewardOptions ro;
-  ro.extract.require_answer_tag = cfg.get<bool>("answer-tag");
   rl::GenerationEngine engine(policy.model.lm, eo);
   const std::vector<rl::GeneratedSample> samples = engine.generate(requests);
   std::string lines;
@@ -158,7 +178,10 @@ int run_eval(const Config& cfg) {
     std::vector<nlohmann::json> results;
     for (const std::string& l : split_lines(all_lines)) results.push_back(nlohmann::json::parse(l));
     nlohmann::json summary = {{"model", model_path}, {"model_step", policy.step}, {"benchmark", name}, {"data", data},
-                              {"format", format}, {"k", k}, {"temperature", cfg.get<double>("temperature")},
+                              {"format", format}, {"fields", cfg.get<std::string>("fields")},
+                              {"instruction", cfg.get<std::string>("instruction")}, {"answer_tag", ro.extract.require_answer_tag},
+                              {"min_significant_digits", ro.equiv.min_significant_digits},
+                              {"decimal_places", ro.equiv.decimal_places}, {"k", k}, {"temperature", cfg.get<double>("temperature")},
                               {"top_p", cfg.get<double>("top-p")}, {"top_k", cfg.get<int64_t>("top-k")},
                               {"max_new_tokens", eo.max_new_tokens},
                               {"seed", cfg.get<uint64_t>("seed")}, {"ranks", ranks}};

@@ -61,7 +61,34 @@ expect_output "bad row 4: image" "the missing image named"
 [ "$(field "$WORK/bad/summary.json" bad_rows)" = 4 ] && [ "$(field "$WORK/bad/summary.json" problems)" = 2 ] \
   && echo "ok: bad rows in the summary" || { echo "FAIL: bad rows in the summary"; cat "$WORK/bad/summary.json"; FAILED=1; }
 
-# 4. Bad input: one clear line, no results directory.
+# 4. Rescore: today's rules on saved responses, no model. The same rules reproduce the figures
+#    exactly; responses edited into forms today's rules read (a boxed \textbf{(B)} on a row whose
+#    options are text, 2.0 for 2) change exactly those scores.
+expect_status 0 "rescore with the same rules" -- "$BIN/ovr_eval" --rescore "$WORK/bad" -o "$WORK/bad_same"
+cmp -s "$WORK/bad/results.jsonl" "$WORK/bad_same/results.jsonl" && echo "ok: rescore: the same results" \
+  || { echo "FAIL: rescore changed results under the same rules"; FAILED=1; }
+for key in avg_at_k maj_at_k pass_at problems samples; do
+  [ "$(field "$WORK/bad/summary.json" $key)" = "$(field "$WORK/bad_same/summary.json" $key)" ] \
+    || { echo "FAIL: rescore: summary $key differs"; FAILED=1; }
+done
+mkdir -p "$WORK/edited" && cp "$WORK/bad/summary.json" "$WORK/edited/"
+/usr/bin/python3 - "$WORK/bad/results.jsonl" "$WORK/edited/results.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+for r in rows:
+    r["response"] = {1: "so \\boxed{2.0}", 6: "it is \\boxed{\\textbf{(B)}}"}[r["row"]]
+    r["finish_reason"] = "eos"  # a finished response (the tiny model's were cut at the length limit)
+open(sys.argv[2], "w").write("".join(json.dumps(r) + "\n" for r in rows))
+PY
+expect_status 0 "rescore edited responses" -- $MPIEXEC 2 "$BIN/ovr_eval" --rescore "$WORK/edited/results.jsonl"
+[ "$(field "$WORK/edited/summary.json" avg_at_k)" = 1.0 ] && [ "$(field "$WORK/edited/summary.json" rescored changed_scores)" = 2 ] \
+  && echo "ok: rescore: two edited responses now correct" || { echo "FAIL: rescore of edited responses"; cat "$WORK/edited/summary.json"; FAILED=1; }
+expect_status 1 "rescore of a directory without results" -- "$BIN/ovr_eval" --rescore "$WORK/nothing_here"
+expect_output "nothing_here" "the missing directory named"
+expect_status 2 "no model and no rescore" -- "$BIN/ovr_eval" --benchmark x --data "$OURS/bad_rows.jsonl" -o "$WORK/x"
+expect_output "--model: required (or --rescore DIR)" "the missing option named"
+
+# 5. Bad input: one clear line, no results directory.
 expect_status 1 "missing benchmark file" -- $MPIEXEC 2 "$BIN/ovr_eval" "${EV[@]}" --benchmark x --data "$WORK/none.jsonl" -o "$WORK/none"
 expect_output "none.jsonl: cannot open" "missing file named"
 [ ! -e "$WORK/none" ] || { echo "FAIL: an output directory was left for a failed run"; FAILED=1; }

@@ -1,0 +1,87 @@
+// ovr_eval --rescore (eval/rescore.h).
+#include "eval/rescore.h"
+
+#include <map>
+#include <sstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "eval/benchmark.h"
+#include "eval/scores.h"
+#include "io/fs.h"
+
+namespace ovr::eval {
+
+double rescore(const std::string& dir_or_results, const std::string& output, const reward::RewardOptions& opt) {
+  if (!io::path_exists(dir_or_results))
+    throw Error(dir_or_results + ": no such file or directory (expected an ovr_eval output directory or its results.jsonl)");
+  const bool is_file = !io::is_directory(dir_or_results);
+  const std::string dir = is_file ? io::parent_dir(dir_or_results) : dir_or_results;
+  const std::string results_path = is_file ? dir_or_results : io::join_path(dir, "results.jsonl");
+  const std::string summary_path = io::join_path(dir, "summary.json");
+  nlohmann::json summary;
+  try {
+    summary = nlohmann::json::parse(io::read_text_file(summary_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(summary_path + ": not valid JSON (" + e.what() + ")");
+  }
+  for (const char* key : {"data", "format", "k"})
+    if (!summary.contains(key)) throw Error(summary_path + ": no \"" + key + "\" (not an ovr_eval summary)");
+  const int k = summary["k"].get<int>();
+
+  // The options of each multiple-choice row, from the benchmark file as the run read it.
+  const std::string data = summary["data"].get<std::string>();
+  const Benchmark bench = load_benchmark(data, summary["format"].get<std::string>(),
+                                         parse_field_map(summary.value("fields", std::string())),
+                                         summary.value("instruction", std::string("auto")));
+  std::map<int64_t, const Problem*> by_row;
+  for (const Problem& p : bench.problems) by_row[p.line] = &p;
+
+  std::vector<nlohmann::json> results;
+  std::string out_lines;
+  int64_t n = 0, changed = 0;
+  std::istringstream in(io::read_text_file(results_path));
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    if (line.empty()) continue;
+    nlohmann::json r;
+    try {
+      r = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(results_path + ": line " + std::to_string(n) + ": not valid JSON (" + e.what() + ")");
+    }
+    for (const char* key : {"row", "response", "answer", "finish_reason", "score"})
+      if (!r.contains(key)) throw Error(results_path + ": line " + std::to_string(n) + ": no \"" + key + "\"");
+    auto it = by_row.find(r["row"].get<int64_t>());
+    if (it == by_row.end())
+      throw Error(results_path + ": line " + std::to_string(n) + ": row " + r["row"].dump() + " is not a usable problem of " +
+                  data + " (the file changed since the evaluation?)");
+    const reward::RewardResult s = score_answer(r["response"].get<std::string>(), r["answer"].get<std::string>(),
+                                                it->second->options, r["finish_reason"] == "length", opt);
+    changed += s.reward != r["score"].get<double>();
+    r["extracted"] = s.extracted, r["score"] = s.reward, r["reason"] = s.reason;
+    out_lines += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    results.push_back(std::move(r));
+  }
+  if (results.empty()) throw Error(results_path + ": no results to rescore");
+
+  const nlohmann::json figures = summarize(results, k);
+  summary.update(figures);
+  summary["rescored"] = {{"from", results_path},
+                         {"changed_scores", changed},
+                         {"answer_tag", opt.extract.require_answer_tag},
+                         {"min_significant_digits", opt.equiv.min_significant_digits},
+                         {"decimal_places", opt.equiv.decimal_places}};
+  const std::string out_dir = output.empty() ? dir : output;
+  io::make_dirs(out_dir);
+  io::write_file_atomic(io::join_path(out_dir, "results.jsonl"), out_lines);
+  io::write_file_atomic(io::join_path(out_dir, "summary.json"), summary.dump(2) + "\n");
+  log::info("rescored %lld samples of %s (%lld scores changed): avg@k %.4f, pass@k %.4f, maj@k %.4f -> %s",
+            (long long)results.size(), results_path.c_str(), (long long)changed, summary["avg_at_k"].get<double>(),
+            summary["pass_at_k"].get<double>(), summary["maj_at_k"].get<double>(), out_dir.c_str());
+  return summary["avg_at_k"].get<double>();
+}
+
+}  // namespace ovr::eval
