@@ -91,6 +91,34 @@ TEST(Benchmark, MathVisionPlacesTheImageAtItsPlaceholderAndListsOptions) {
   EXPECT_EQ(*b.problems[2].subject, "logic");
 }
 
+TEST(Benchmark, AimeAndAmcAreReadAndTheirAnswersCompareAsNumbers) {
+  SKIP_WITHOUT_SHARED_BENCHMARKS();
+  const Benchmark aime = load_benchmark(kBench + "/aime24/test.jsonl", format_for_benchmark("aime24"), FieldMap{}, "auto");
+  ASSERT_EQ(aime.problems.size(), 30u);
+  EXPECT_TRUE(aime.bad_rows.empty());
+  EXPECT_EQ(aime.problems[0].prompt.id, "60");
+  EXPECT_NE(user_text(aime.problems[0]).find("Every morning Aya goes for a $9$-kilometer-long walk"), std::string::npos);
+  EXPECT_NE(user_text(aime.problems[0]).find("within \\boxed{}."), std::string::npos);
+  const Benchmark amc = load_benchmark(kBench + "/amc23/test.jsonl", format_for_benchmark("amc23"), FieldMap{}, "auto");
+  ASSERT_EQ(amc.problems.size(), 40u);
+  EXPECT_TRUE(amc.bad_rows.empty());
+  EXPECT_EQ(amc.problems[0].prompt.answer, "27.0");
+  // Scoring as users box the answers: AIME's "025" is 25; AMC's 27.0 is 27.
+  int leading_zero = 0;
+  for (const Problem& p : aime.problems)
+    if (p.prompt.answer.size() == 3 && p.prompt.answer[0] == '0') {
+      ++leading_zero;
+      const std::string boxed = "\\boxed{" + p.prompt.answer.substr(1) + "}";
+      EXPECT_EQ(score_answer(boxed, p.prompt.answer, {}, false, {}).reward, 1.0) << p.prompt.answer;
+      EXPECT_EQ(score_answer("\\boxed{1" + p.prompt.answer + "}", p.prompt.answer, {}, false, {}).reward, 0.0);
+    }
+  EXPECT_EQ(leading_zero, 7);
+  EXPECT_EQ(score_answer("\\boxed{27}", amc.problems[0].prompt.answer, {}, false, {}).reward, 1.0);
+  EXPECT_EQ(score_answer("\\boxed{27.5}", amc.problems[0].prompt.answer, {}, false, {}).reward, 0.0);
+  EXPECT_EQ(format_for_benchmark("math500"), "math500");
+  EXPECT_EQ(format_for_benchmark("gsm8k"), "generic");
+}
+
 TEST(Benchmark, BadRowsAreCountedAndNamedNotThrown) {
   const Benchmark b = load_benchmark(kOurs + "/bad_rows.jsonl", "generic", FieldMap{}, "none");
   ASSERT_EQ(b.problems.size(), 2u);

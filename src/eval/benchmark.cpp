@@ -16,6 +16,7 @@ namespace ovr::eval {
 
 namespace {
 
+const char* kFormats = "math500, mathvision, aime, amc or generic";
 const char* kBoxedInstruction = "Please reason step by step, and put your final answer within \\boxed{}.";
 const char* kChoiceInstruction = "Please reason step by step, and put the letter of the correct option within \\boxed{}.";
 
@@ -109,9 +110,14 @@ FieldMap parse_field_map(const std::string& spec) {
 Benchmark load_benchmark(const std::string& path, const std::string& format, const FieldMap& generic_fields,
                          const std::string& instruction) {
   FieldMap f = generic_fields;
+  // The published files' fields: MATH500 (problem, unique_id), MATH-Vision (question, options, image),
+  // AIME 2024 (problem; answers "025": compared as numbers) and AMC 2023 (problem; answers as JSON
+  // floats such as 27.0), as Qwen2.5-Math's evaluation data holds them.
   if (format == "math500") f = parse_field_map("question=problem,id=unique_id");
+  else if (format == "aime" || format == "amc") f = parse_field_map("question=problem");
   else if (format == "mathvision") f = FieldMap{};
-  else if (format != "generic") throw ConfigError("--format: expected math500, mathvision or generic, got '" + format + "'");
+  else if (format != "generic")
+    throw ConfigError("--format: expected " + std::string(kFormats) + ", got '" + format + "'");
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
   const std::string dir = io::parent_dir(path);
@@ -172,6 +178,13 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
     }
   }
   return out;
+}
+
+std::string format_for_benchmark(const std::string& name) {
+  if (name == "math500" || name == "mathvision") return name;
+  if (name.rfind("aime", 0) == 0) return "aime";
+  if (name.rfind("amc", 0) == 0) return "amc";
+  return "generic";
 }
 
 std::string reference_choice(const std::string& answer, const std::vector<std::string>& options) {

@@ -20,14 +20,14 @@ void add_eval_options(Config& cfg) {
   rl::add_engine_options(cfg, /*default_temperature=*/0.0);
   cfg.options().add_options()
       ("model", po::value<std::string>()->default_value(""), "the model: an ovr checkpoint (file or directory with latest) or a Hugging Face model")
-      ("benchmark", po::value<std::string>()->default_value(""), "the benchmark's name in the results (math500 and mathvision also pick --format)")
+      ("benchmark", po::value<std::string>()->default_value(""), "the benchmark's name in the results (math500, mathvision, aime*, amc* also pick --format)")
       ("data", po::value<std::string>()->default_value(""), "the benchmark file (JSONL; image paths relative to it)")
       ("output,o", po::value<std::string>()->default_value(""), "directory for results.jsonl and summary.json (with --rescore: default the evaluation's own)")
       ("rescore", po::value<std::string>()->default_value(""),
        "DIR or DIR/results.jsonl of a finished evaluation: score its saved responses again with today's rules (no model)")
       ("min-digits", po::value<int>()->default_value(4), "significant digits a decimal needs to stand for a non-terminating exact answer")
       ("decimal-places", po::value<int>()->default_value(-1), "a stated precision: numbers rounded to this many decimals before comparing (-1: none)")
-      ("format", po::value<std::string>()->default_value("auto"), "math500, mathvision or generic (auto: from --benchmark, else generic)")
+      ("format", po::value<std::string>()->default_value("auto"), "math500, mathvision, aime, amc or generic (auto: from --benchmark: aime24 -> aime, amc23 -> amc; else generic)")
       ("fields", po::value<std::string>()->default_value(""), "generic form: field names, e.g. question=problem,answer=final,image=img")
       ("instruction", po::value<std::string>()->default_value("auto"), "text after the question: auto (step by step, answer in \\boxed{}), none, or the text")
       ("k", po::value<int>()->default_value(1), "samples per problem (avg@k, pass@k, maj@k)")
@@ -106,7 +106,7 @@ int run_eval(const Config& cfg) {
   if (cfg.get<int64_t>("limit") < 0) throw ConfigError("--limit: must be >= 0");
   rl::apply_prompt_template(tmpl, "");  // validates the name
   std::string format = cfg.get<std::string>("format");
-  if (format == "auto") format = name == "math500" || name == "mathvision" ? name : "generic";
+  if (format == "auto") format = format_for_benchmark(name);
   rl::EngineOptions eo = rl::engine_options(cfg);
   eo.max_new_tokens = cfg.get<int64_t>("max-new-tokens");
   eo.seed = cfg.get<uint64_t>("seed");
