@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "common/error.h"
 #include "io/tensor_store.h"
 #include "io/torch_bridge.h"
@@ -125,52 +127,51 @@ TEST(MultimodalErrors, ImageTokenCountMismatchNamesBothNumbers) {
   EXPECT_THROW(f.m.visual->forward(f.ref("vision_pixel_values").narrow(0, 0, 10), f.ref("vision_grid_thw")), Error);
 }
 
-TEST(MultimodalParity, RealImagesThroughOurProcessorAndTowerMatchTransformers) {
-  // Two PNGs of different, non-square sizes in one prompt, processed by our image processor.
+namespace {
+
+// Image files through our processor (Pillow 13's resize, as the fixtures) and the model, against
+// transformers' outputs named PREFIX_{grid_thw, pixel_values, vision_features, ids, logits,
+// gen_output_ids} in `ref`: pixel_values to 1e-6, features and logits to 1e-4 relative, the same
+// greedy tokens.
+void expect_images_match(const std::string& dir, std::initializer_list<const char*> names, const std::string& prefix,
+                         const std::function<at::Tensor(const std::string&)>& ref) {
   auto& f = fixture();
   torch::NoGradGuard no_grad;
   const model::ImageProcessor processor;
   std::vector<at::Tensor> rows;
   std::vector<int64_t> grids;
-  for (const char* name : {"pattern_56x84.png", "checker_noise_84x56.png"}) {
-    auto p = processor.process_file(std::string(OVR_TEST_FIXTURES) + "/image_processor/images/" + name);
+  for (const char* name : names) {
+    auto p = processor.process_file(dir + "/" + name);
     rows.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
     grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
   }
   const at::Tensor pix = torch::cat(rows), grid = torch::tensor(grids).view({-1, 3});
-  EXPECT_TRUE(torch::equal(grid, f.ref("real_grid_thw")));
-  EXPECT_LE((pix - f.ref("real_pixel_values")).abs().max().item<double>(), 1e-6) << "pixel_values";
-  EXPECT_LE(rel_err(f.m.visual->forward(pix, grid), f.ref("real_vision_features")), 1e-4);
-  const at::Tensor ids_t = f.ref("real_ids")[0];
+  EXPECT_TRUE(torch::equal(grid, ref(prefix + "_grid_thw")));
+  EXPECT_LE((pix - ref(prefix + "_pixel_values")).abs().max().item<double>(), 1e-6) << "pixel_values";
+  EXPECT_LE(rel_err(f.m.visual->forward(pix, grid), ref(prefix + "_vision_features")), 1e-4);
+  const at::Tensor ids_t = ref(prefix + "_ids")[0];
   const std::vector<int64_t> ids(ids_t.data_ptr<int64_t>(), ids_t.data_ptr<int64_t>() + ids_t.numel());
-  EXPECT_LE(rel_err(f.m.logits(ids, pix, grid), f.ref("real_logits")[0]), 1e-4);
-  const auto [ours, hf] = greedy_with_images(f.m, ids, pix, grid, f.ref("real_gen_output_ids")[0]);
+  EXPECT_LE(rel_err(f.m.logits(ids, pix, grid), ref(prefix + "_logits")[0]), 1e-4);
+  const auto [ours, hf] = greedy_with_images(f.m, ids, pix, grid, ref(prefix + "_gen_output_ids")[0]);
   EXPECT_EQ(ours, hf);
+}
+
+}  // namespace
+
+TEST(MultimodalParity, RealImagesThroughOurProcessorAndTowerMatchTransformers) {
+  // Two PNGs of different, non-square sizes in one prompt.
+  expect_images_match(std::string(OVR_TEST_FIXTURES) + "/image_processor/images",
+                      {"pattern_56x84.png", "checker_noise_84x56.png"}, "real",
+                      [](const std::string& name) { return fixture().ref(name); });
 }
 
 TEST(MultimodalParity, TransparentImagesThroughOurProcessorAndTowerMatchTransformers) {
   // Two RGBA PNGs (black strokes on a transparent background; the second also resized 45x95 ->
   // 56x84, where Pillow 13's pass order differs from 12's), composited onto white by both sides
-  // (make_qwen2_5_vl_alpha_parity.py). Dropping alpha instead changes 75% of the first image's pixel_values, by up to 3.8.
-  auto& f = fixture();
-  torch::NoGradGuard no_grad;
+  // (make_qwen2_5_vl_alpha_parity.py). Dropping alpha instead changes 75% of the first image's
+  // pixel_values, by up to 3.8.
   const auto alpha = io::open_model_source(kDir + "/parity_alpha.safetensors");
-  auto ref = [&](const std::string& name) { return io::read_tensor(*alpha, name); };
-  const model::ImageProcessor processor;  // Pillow 13, as the fixture
-  std::vector<at::Tensor> rows;
-  std::vector<int64_t> grids;
-  for (const char* name : {"rgba_transparent_56x56.png", "rgba_resize_45x95.png"}) {
-    auto p = processor.process_file(std::string(OVR_TEST_FIXTURES) + "/image_modes/images/" + name);
-    rows.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
-    grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
-  }
-  const at::Tensor pix = torch::cat(rows), grid = torch::tensor(grids).view({-1, 3});
-  EXPECT_TRUE(torch::equal(grid, ref("alpha_grid_thw")));
-  EXPECT_LE((pix - ref("alpha_pixel_values")).abs().max().item<double>(), 1e-6) << "pixel_values";
-  EXPECT_LE(rel_err(f.m.visual->forward(pix, grid), ref("alpha_vision_features")), 1e-4);
-  const at::Tensor ids_t = ref("alpha_ids")[0];
-  const std::vector<int64_t> ids(ids_t.data_ptr<int64_t>(), ids_t.data_ptr<int64_t>() + ids_t.numel());
-  EXPECT_LE(rel_err(f.m.logits(ids, pix, grid), ref("alpha_logits")[0]), 1e-4);
-  const auto [ours, hf] = greedy_with_images(f.m, ids, pix, grid, ref("alpha_gen_output_ids")[0]);
-  EXPECT_EQ(ours, hf);
+  expect_images_match(std::string(OVR_TEST_FIXTURES) + "/image_modes/images",
+                      {"rgba_transparent_56x56.png", "rgba_resize_45x95.png"}, "alpha",
+                      [&](const std::string& name) { return io::read_tensor(*alpha, name); });
 }
