@@ -119,6 +119,32 @@ TEST(Benchmark, AimeAndAmcAreReadAndTheirAnswersCompareAsNumbers) {
   EXPECT_EQ(format_for_benchmark("gsm8k"), "generic");
 }
 
+TEST(Benchmark, MmmuProReadsPythonListOptionsAndImageTags) {
+  SKIP_WITHOUT_SHARED_BENCHMARKS();
+  const Benchmark all = load_benchmark(kBench + "/mmmu_pro/standard_10_options.jsonl", format_for_benchmark("mmmu_pro"),
+                                       FieldMap{}, "auto");
+  EXPECT_EQ(all.problems.size() + all.bad_rows.size(), 1730u);
+  EXPECT_TRUE(all.bad_rows.empty()) << all.bad_rows[0].reason;
+  size_t ten = 0;
+  for (const Problem& p : all.problems) ten += p.options.size() == 10;
+  EXPECT_EQ(ten, 1214u);  // the README's count
+  // With their images: each <image N> tag is the N-th image, in place.
+  const Benchmark b = load_benchmark(kBench + "/mmmu_pro/sample_with_images.jsonl", "mmmu_pro", FieldMap{}, "auto");
+  ASSERT_EQ(b.problems.size(), 11u);
+  EXPECT_TRUE(b.bad_rows.empty());
+  const Problem& p = b.problems[0];
+  EXPECT_EQ(p.options.size(), 10u);
+  EXPECT_EQ(p.options[0], "The patient has a ruptured esophagus");
+  EXPECT_EQ(p.prompt.answer, "A");
+  ASSERT_EQ(p.prompt.images.size(), 1u);
+  const std::string text = user_text(p);
+  EXPECT_NE(text.find("The patient has: <IMG>"), std::string::npos) << text;
+  EXPECT_EQ(text.find("<image"), std::string::npos) << text;
+  EXPECT_NE(text.find("J. Developed a severe allergic reaction."), std::string::npos) << text;
+  EXPECT_EQ(score_answer("\\boxed{(A) The patient has a ruptured esophagus}", p.prompt.answer, p.options, false, {}).reward, 1.0);
+  EXPECT_EQ(score_answer("\\boxed{J}", p.prompt.answer, p.options, false, {}).reward, 0.0);
+}
+
 TEST(Benchmark, BadRowsAreCountedAndNamedNotThrown) {
   const Benchmark b = load_benchmark(kOurs + "/bad_rows.jsonl", "generic", FieldMap{}, "none");
   ASSERT_EQ(b.problems.size(), 2u);

@@ -16,7 +16,7 @@ namespace ovr::eval {
 
 namespace {
 
-const char* kFormats = "math500, mathvision, aime, amc or generic";
+const char* kFormats = "math500, mathvision, aime, amc, mmmu_pro or generic";
 const char* kBoxedInstruction = "Please reason step by step, and put your final answer within \\boxed{}.";
 const char* kChoiceInstruction = "Please reason step by step, and put the letter of the correct option within \\boxed{}.";
 
@@ -49,11 +49,12 @@ model::ChatMessage question_turn(const std::string& text, const std::vector<std:
   std::vector<model::ChatItem> items;
   std::string pending;
   for (size_t i = 0; i < text.size();) {
-    size_t n = 0, j = i + 6;
+    size_t n = 0, j = i + 6, digits = 0;  // <image1> (MATH-Vision) or <image 1> (MMMU-Pro)
     if (text.compare(i, 6, "<image") == 0) {
-      while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) n = n * 10 + size_t(text[j++] - '0');
+      if (j < text.size() && text[j] == ' ') ++j;
+      for (; j < text.size() && std::isdigit(static_cast<unsigned char>(text[j])); ++j, ++digits) n = n * 10 + size_t(text[j] - '0');
     }
-    if (j > i + 6 && j < text.size() && text[j] == '>') {
+    if (digits > 0 && j < text.size() && text[j] == '>') {
       if (n >= 1 && n <= images.size() && !used[n - 1]) {
         if (!pending.empty()) items.push_back({model::ChatItem::Type::Text, pending}), pending.clear();
         items.push_back({model::ChatItem::Type::Image, ""});
@@ -78,10 +79,43 @@ model::ChatMessage question_turn(const std::string& text, const std::vector<std:
   return user;
 }
 
+// "['a', \"b's\", 'c']": a Python list literal of strings (MMMU-Pro writes its options so), or
+// nullopt when the text is not one.
+std::optional<std::vector<std::string>> python_string_list(const std::string& s) {
+  size_t i = 0;
+  auto skip = [&] { while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i; };
+  skip();
+  if (i >= s.size() || s[i++] != '[') return std::nullopt;
+  std::vector<std::string> out;
+  for (skip(); i < s.size() && s[i] != ']'; skip()) {
+    const char quote = s[i];
+    if (quote != '\'' && quote != '"') return std::nullopt;
+    std::string item;
+    for (++i; i < s.size() && s[i] != quote; ++i) {
+      if (s[i] == '\\' && i + 1 < s.size()) {
+        const char e = s[++i];
+        item += e == 'n' ? '\n' : e == 't' ? '\t' : e;
+      } else {
+        item += s[i];
+      }
+    }
+    if (i >= s.size()) return std::nullopt;
+    out.push_back(item);
+    ++i;
+    skip();
+    if (i < s.size() && s[i] == ',') ++i;
+  }
+  if (i >= s.size()) return std::nullopt;
+  return out;
+}
+
 std::vector<std::string> string_list(const nlohmann::json& v, const std::string& what) {
   std::vector<std::string> out;
   if (v.is_null()) return out;
-  if (v.is_string()) return {v.get<std::string>()};
+  if (v.is_string()) {
+    if (auto list = python_string_list(v.get<std::string>())) return *list;
+    return {v.get<std::string>()};
+  }
   if (!v.is_array()) throw Error("\"" + what + "\" must be a string or a list");
   for (const auto& x : v) out.push_back(as_text(x));
   return out;
@@ -112,9 +146,11 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
   FieldMap f = generic_fields;
   // The published files' fields: MATH500 (problem, unique_id), MATH-Vision (question, options, image),
   // AIME 2024 (problem; answers "025": compared as numbers) and AMC 2023 (problem; answers as JSON
-  // floats such as 27.0), as Qwen2.5-Math's evaluation data holds them.
+  // floats such as 27.0), as Qwen2.5-Math's evaluation data holds them; MMMU-Pro (options as a
+  // Python list literal, up to 10 and more; <image N> tags; images where the file lists them).
   if (format == "math500") f = parse_field_map("question=problem,id=unique_id");
   else if (format == "aime" || format == "amc") f = parse_field_map("question=problem");
+  else if (format == "mmmu_pro") f = parse_field_map("level=topic_difficulty");
   else if (format == "mathvision") f = FieldMap{};
   else if (format != "generic")
     throw ConfigError("--format: expected " + std::string(kFormats) + ", got '" + format + "'");
@@ -184,6 +220,7 @@ std::string format_for_benchmark(const std::string& name) {
   if (name == "math500" || name == "mathvision") return name;
   if (name.rfind("aime", 0) == 0) return "aime";
   if (name.rfind("amc", 0) == 0) return "amc";
+  if (name.rfind("mmmu_pro", 0) == 0 || name.rfind("mmmu-pro", 0) == 0) return "mmmu_pro";
   return "generic";
 }
 

@@ -63,7 +63,7 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options);
 
 // The format --format auto picks for a benchmark name: math500, mathvision, aime (aime24, aime25,
-// ...), amc (amc23, ...), else generic.
+// ...), amc (amc23, ...), mmmu_pro, else generic.
 std::string format_for_benchmark(const std::string& name);
 
 // The reference of a multiple-choice problem as a letter: a letter as it is, an option's text as

@@ -27,7 +27,7 @@ void add_eval_options(Config& cfg) {
        "DIR or DIR/results.jsonl of a finished evaluation: score its saved responses again with today's rules (no model)")
       ("min-digits", po::value<int>()->default_value(4), "significant digits a decimal needs to stand for a non-terminating exact answer")
       ("decimal-places", po::value<int>()->default_value(-1), "a stated precision: numbers rounded to this many decimals before comparing (-1: none)")
-      ("format", po::value<std::string>()->default_value("auto"), "math500, mathvision, aime, amc or generic (auto: from --benchmark: aime24 -> aime, amc23 -> amc; else generic)")
+      ("format", po::value<std::string>()->default_value("auto"), "math500, mathvision, aime, amc, mmmu_pro or generic (auto: from --benchmark: aime24 -> aime, amc23 -> amc; else generic)")
       ("fields", po::value<std::string>()->default_value(""), "generic form: field names, e.g. question=problem,answer=final,image=img")
       ("instruction", po::value<std::string>()->default_value("auto"), "text after the question: auto (step by step, answer in \\boxed{}), none, or the text")
       ("k", po::value<int>()->default_value(1), "samples per problem (avg@k, pass@k, maj@k)")
