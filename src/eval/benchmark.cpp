@@ -243,10 +243,10 @@ reward::RewardResult score_answer(const std::string& response, const std::string
 }
 
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options) {
-  if (reward::normalize_answer(extracted).empty()) return "";
   // A letter in any wrapping models write: B, (B), B), B., B: ..., \textbf{(B)}, \text{Option B},
   // "Answer: B", "(B) <the option's text>" (the reward's normalisation and choice forms).
   const std::string t = reward::normalize_answer(extracted);
+  if (t.empty()) return "";
   std::optional<char> letter_chosen = reward::choice_letter(t);
   const bool bare = letter_chosen && (t.size() == 1 || (t.size() == 2 && !std::isalpha(static_cast<unsigned char>(t[1]))));
   if (!letter_chosen) letter_chosen = reward::leading_choice(t);
