@@ -14,7 +14,7 @@
 #include "io/tensor_store.h"
 #include "model/qwen2.h"
 #include "model/weights.h"
-#include "rl/generation.h"
+#include "engine/generation.h"
 
 using namespace ovr;
 
@@ -32,22 +32,22 @@ int main(int argc, char** argv) {
     for (const auto& p : lm->parameters()) params += p.numel();
     for (int a = 5; a < argc; ++a) {
       const int batch = std::atoi(argv[a]);
-      rl::EngineOptions o;
+      engine::EngineOptions o;
       o.max_batch = batch;
       o.max_new_tokens = new_tokens;  // no EOS: every sequence generates exactly new_tokens
       o.sampling.temperature = 1.0;
       o.sampling.top_p = 0.95;
       o.seed = 1;
-      std::vector<rl::GenerationRequest> reqs(static_cast<size_t>(batch));
+      std::vector<engine::GenerationRequest> reqs(static_cast<size_t>(batch));
       torch::manual_seed(0);
       for (int i = 0; i < batch; ++i) {
         at::Tensor ids = torch::randint(0, 150000, {prompt_len}, at::kLong);
         reqs[size_t(i)].prompt_id = i;
         reqs[size_t(i)].prompt_ids.assign(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + prompt_len);
       }
-      rl::GenerationEngine engine(lm, o);
-      engine.generate(reqs);
-      const auto& s = engine.stats();
+      engine::GenerationEngine generator(lm, o);
+      generator.generate(reqs);
+      const auto& s = generator.stats();
       std::printf("{\"impl\": \"ovr\", \"params\": %lld, \"batch\": %d, \"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, "
                   "\"sampling_share\": %.3f, \"peak_kv_mb\": %.1f}\n",
                   (long long)params, batch, s.prefill_tokens / s.prefill_seconds, s.decode_tokens / s.decode_seconds,

@@ -1,4 +1,4 @@
-// Images/s of decode + Qwen2.5-VL image processing (model/image_processor.h) on one thread, for a
+// Images/s of decode + Qwen2.5-VL image processing (image/image_processor.h) on one thread, for a
 // mix of 20 PNGs between 300x200 and 1600x1200 that the bench writes itself (a smooth gradient
 // with noise, so that PNG compression and resizing see realistic data).
 //
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "model/image_processor.h"
+#include "image/image_processor.h"
 
 int main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : "/tmp";
@@ -43,9 +43,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  ovr::model::ImageProcessorOptions o;
+  ovr::image::ImageProcessorOptions o;
   o.max_pixels = 12845056;  // Qwen2.5-VL's preprocessor_config.json
-  const ovr::model::ImageProcessor proc(o);
+  const ovr::image::ImageProcessor proc(o);
   double best = 1e30;
   for (int r = 0; r < repeats + 1; ++r) {  // the first pass warms the page cache
     const auto t0 = std::chrono::steady_clock::now();

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace {
 
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   }
   try {
     const double t_load = now();
-    const ovr::model::Tokenizer tok(tokenizer_path);
+    const ovr::text::Tokenizer tok(tokenizer_path);
     const double load_s = now() - t_load;
     const auto texts = read_texts(data_path);
     size_t bytes = 0;

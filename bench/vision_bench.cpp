@@ -10,7 +10,7 @@
 
 #include "common/error.h"
 #include "common/mpi_runtime.h"
-#include "model/image_processor.h"
+#include "image/image_processor.h"
 #include "model/qwen2_5_vl.h"
 
 using namespace ovr;
@@ -19,9 +19,9 @@ int main(int argc, char** argv) {
   return run_main("vision_bench", argc, argv, [](int argc, char** argv) {
     if (argc < 5) throw ovr::Error("usage: vision_bench MODEL_DIR THREADS MAX_PIXELS IMAGE...");
     torch::set_num_threads(std::atoi(argv[2]));
-    model::ImageProcessorOptions o;
+    image::ImageProcessorOptions o;
     o.max_pixels = std::atoll(argv[3]);
-    const model::ImageProcessor processor(o);
+    const image::ImageProcessor processor(o);
     model::Qwen2_5_VL m = model::load_qwen2_5_vl(argv[1]);
     if (!m.visual) throw ovr::Error(std::string(argv[1]) + ": no vision tower");
     torch::NoGradGuard no_grad;
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       tokens = 0;
       for (int i = 4; i < argc; ++i) {
         const double p0 = now();
-        model::ProcessedImage p = processor.process_file(argv[i]);
+        image::ProcessedImage p = processor.process_file(argv[i]);
         processor_s += now() - p0;
         at::Tensor pix = torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat);
         at::Tensor grid = torch::tensor(std::vector<int64_t>(p.grid_thw.begin(), p.grid_thw.end())).view({1, 3});

@@ -1,5 +1,5 @@
 // Sampling the next token from rows of logits in one call: temperature, top-k, top-p (nucleus),
-// greedy, with the semantics of rl::sample_token (src/rl/sampling.cpp) applied to
+// greedy, with the semantics of rl::sample_token (src/engine/sampling.cpp) applied to
 // probs = softmax(logits / T), and the uniform draws supplied by the caller so that the CPU twin
 // and CUDA pick the same token from the same numbers.
 //
@@ -40,7 +40,7 @@ struct SamplingArgs {
   const float* top_p = nullptr;       // [rows], in (0, 1]
   const int64_t* top_k = nullptr;     // [rows], >= 0; 0 = no limit
   const uint8_t* greedy = nullptr;    // [rows], nonzero = greedy
-  const double* uniforms = nullptr;   // [rows], in [0, 1) (rl::SequenceRng::uniform); unused by greedy rows
+  const double* uniforms = nullptr;   // [rows], in [0, 1) (engine::SequenceRng::uniform); unused by greedy rows
   int64_t* token = nullptr;           // out [rows]
   float* logprob = nullptr;           // out [rows]
 };

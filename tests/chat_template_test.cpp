@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "model/chat_template.h"
-#include "model/tokenizer.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
-using namespace ovr::model;
+using namespace ovr::text;
 using json = nlohmann::json;
 
 namespace {

@@ -10,7 +10,7 @@
 #include "common/error.h"
 #include "eval/benchmark.h"
 #include "eval/scores.h"
-#include "model/chat_template.h"
+#include "text/chat_template.h"
 
 #ifndef OVR_TEST_FIXTURES
 #define OVR_TEST_FIXTURES "/work/main/tests/fixtures"
@@ -41,7 +41,7 @@ const std::string kOurs = std::string(OVR_TEST_FIXTURES) + "/eval";
 
 std::string user_text(const Problem& p) {
   std::string s;
-  for (const auto& item : p.prompt.messages.back().content) s += item.type == model::ChatItem::Type::Image ? "<IMG>" : item.text;
+  for (const auto& item : p.prompt.messages.back().content) s += item.type == text::ChatItem::Type::Image ? "<IMG>" : item.text;
   return s;
 }
 

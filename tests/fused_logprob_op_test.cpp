@@ -1,10 +1,10 @@
-// The fused log-prob as a LibTorch op (train/fused_logprob_op.h) against the plain way: logits by
+// The fused log-prob as a LibTorch op (ops/fused_logprob_op.h) against the plain way: logits by
 // matmul, log_softmax, gather, entropy from softmax, and autograd through all of it.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "common/error.h"
-#include "train/fused_logprob_op.h"
+#include "ops/fused_logprob_op.h"
 
 using namespace ovr;
 
@@ -38,18 +38,18 @@ Inputs inputs(int64_t T, int64_t V, int64_t H, uint64_t seed) {
 
 TEST(FusedLogprobOp, LogprobAndEntropyEqualThePlainWay) {
   Inputs in = inputs(37, 9000, 24, 1);
-  const auto fused = train::fused_logprob(in.hidden, in.weight, in.targets, true);
+  const auto fused = ops::fused_logprob(in.hidden, in.weight, in.targets, true);
   const Plain ref = plain(in.hidden, in.weight, in.targets);
   EXPECT_EQ(fused.logprob.scalar_type(), at::kFloat);
   EXPECT_LE(max_diff(fused.logprob, ref.logprob), 1e-4);
   EXPECT_LE(max_diff(fused.entropy, ref.entropy), 1e-4);
-  EXPECT_FALSE(train::fused_logprob(in.hidden, in.weight, in.targets).entropy.defined());
+  EXPECT_FALSE(ops::fused_logprob(in.hidden, in.weight, in.targets).entropy.defined());
 }
 
 TEST(FusedLogprobOp, GradientsOfAnyLossOfLogprobAndEntropyEqualAutograd) {
   Inputs a = inputs(29, 9000, 16, 2), b = inputs(29, 9000, 16, 2);
   const at::Tensor w_logp = torch::randn({29}), w_ent = torch::randn({29});
-  const auto fused = train::fused_logprob(a.hidden, a.weight, a.targets, true);
+  const auto fused = ops::fused_logprob(a.hidden, a.weight, a.targets, true);
   (fused.logprob * w_logp + fused.entropy * w_ent).sum().backward();
   const Plain ref = plain(b.hidden, b.weight, b.targets);
   (ref.logprob * w_logp + ref.entropy * w_ent).sum().backward();
@@ -62,7 +62,7 @@ TEST(FusedLogprobOp, FrozenWeightGetsNoGradientAndBf16InputsKeepTheirDtype) {
   Inputs in = inputs(11, 300, 8, 3);
   at::Tensor weight = in.weight.detach().to(at::kBFloat16);  // frozen, as the critic's lm_head
   at::Tensor hidden = in.hidden.detach().to(at::kBFloat16).requires_grad_(true);
-  train::fused_logprob(hidden, weight, in.targets).logprob.sum().backward();
+  ops::fused_logprob(hidden, weight, in.targets).logprob.sum().backward();
   ASSERT_TRUE(hidden.grad().defined());
   EXPECT_EQ(hidden.grad().scalar_type(), at::kBFloat16);
   EXPECT_FALSE(weight.grad().defined());
@@ -75,18 +75,18 @@ TEST(FusedLogprobOp, FrozenWeightGetsNoGradientAndBf16InputsKeepTheirDtype) {
 TEST(FusedLogprobOp, BadInputsGiveOneClearError) {
   Inputs in = inputs(4, 10, 3, 4);
   try {
-    train::fused_logprob(in.hidden, in.weight, torch::tensor({0, 1, 10, 2}, torch::kLong));
+    ops::fused_logprob(in.hidden, in.weight, torch::tensor({0, 1, 10, 2}, torch::kLong));
     FAIL() << "a target outside the vocabulary was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("target"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(train::fused_logprob(in.hidden, in.weight.t(), in.targets), Error);
-  EXPECT_THROW(train::fused_logprob(in.hidden, in.weight, in.targets.narrow(0, 0, 3)), Error);
+  EXPECT_THROW(ops::fused_logprob(in.hidden, in.weight.t(), in.targets), Error);
+  EXPECT_THROW(ops::fused_logprob(in.hidden, in.weight, in.targets.narrow(0, 0, 3)), Error);
 }
 
 TEST(FusedNllSum, LossAndScaledGradientsEqualThePlainWay) {
   Inputs a = inputs(23, 700, 12, 5), b = inputs(23, 700, 12, 5);
-  const at::Tensor loss = train::fused_nll_sum(a.hidden, a.weight, a.targets);
+  const at::Tensor loss = ops::fused_nll_sum(a.hidden, a.weight, a.targets);
   (0.25 * loss).backward();  // the trainer divides the sum by the token count: the scale must reach the gradients
   const at::Tensor ref = -plain(b.hidden, b.weight, b.targets).logprob.sum();
   (0.25 * ref).backward();
@@ -95,7 +95,7 @@ TEST(FusedNllSum, LossAndScaledGradientsEqualThePlainWay) {
   EXPECT_LE(max_diff(a.weight.grad(), b.weight.grad()), 1e-5);
   // No gradient wanted (evaluation): the same value, and nothing held for a backward.
   torch::NoGradGuard no_grad;
-  EXPECT_NEAR(train::fused_nll_sum(a.hidden, a.weight, a.targets).item<double>(), ref.item<double>(), 1e-4);
+  EXPECT_NEAR(ops::fused_nll_sum(a.hidden, a.weight, a.targets).item<double>(), ref.item<double>(), 1e-4);
   // No targets in a micro-batch: a zero loss with zero gradients.
-  EXPECT_EQ(train::fused_nll_sum(a.hidden.narrow(0, 0, 0), a.weight, a.targets.narrow(0, 0, 0)).item<double>(), 0.0);
+  EXPECT_EQ(ops::fused_nll_sum(a.hidden.narrow(0, 0, 0), a.weight, a.targets.narrow(0, 0, 0)).item<double>(), 0.0);
 }

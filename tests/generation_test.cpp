@@ -14,10 +14,10 @@
 #include "io/torch_bridge.h"
 #include "model/qwen2.h"
 #include "model/weights.h"
-#include "rl/generation.h"
+#include "engine/generation.h"
 
 using namespace ovr;
-using namespace ovr::rl;
+using namespace ovr::engine;
 
 namespace {
 
@@ -79,7 +79,7 @@ TEST(Generation, GreedyMatchesTransformersGenerate) {
   o.eos_ids = {511};
   o.max_new_tokens = 16;
   o.block_size = 4;  // several blocks per sequence
-  GenerationEngine engine(tiny_lm(), o);
+  GenerationEngine generator(tiny_lm(), o);
   std::vector<GenerationRequest> reqs;
   for (int64_t r = 0; r < prompts.size(0); ++r) {
     GenerationRequest q;
@@ -88,7 +88,7 @@ TEST(Generation, GreedyMatchesTransformersGenerate) {
       if (mask[r][j].item<int64_t>()) q.prompt_ids.push_back(prompts[r][j].item<int64_t>());  // HF's left padding removed
     reqs.push_back(q);
   }
-  const auto out = engine.generate(reqs);
+  const auto out = generator.generate(reqs);
   for (size_t r = 0; r < out.size(); ++r) {
     std::vector<int64_t> hf;
     for (int64_t j = prompts.size(1); j < want.size(1); ++j) {
@@ -115,15 +115,15 @@ TEST(Generation, SamplesAreTheSameWhateverTheBatchAndOrder) {
 
 TEST(Generation, ContinuousBatchingRefillsSlotsAndSharesPrefill) {
   const auto reqs = some_requests(7, 2, 2);
-  GenerationEngine engine(tiny_lm(), sampling_options(4));
+  GenerationEngine generator(tiny_lm(), sampling_options(4));
   std::vector<std::pair<int64_t, int>> finished;
-  const auto out = engine.generate(reqs, [&](const GeneratedSample& s) { finished.push_back({s.prompt_id, s.sample_index}); });
+  const auto out = generator.generate(reqs, [&](const GeneratedSample& s) { finished.push_back({s.prompt_id, s.sample_index}); });
   ASSERT_EQ(out.size(), 14u);
   EXPECT_EQ(finished.size(), 14u);
-  EXPECT_LE(engine.stats().peak_batch, 4);
+  EXPECT_LE(generator.stats().peak_batch, 4);
   int64_t prompt_tokens = 0;
   for (const auto& r : reqs) prompt_tokens += int64_t(r.prompt_ids.size());
-  EXPECT_EQ(engine.stats().prefill_tokens, prompt_tokens) << "each prompt is prefilled once for its samples";
+  EXPECT_EQ(generator.stats().prefill_tokens, prompt_tokens) << "each prompt is prefilled once for its samples";
   for (size_t i = 0; i < out.size(); ++i) {
     const auto& r = reqs[i / 2];
     EXPECT_EQ(out[i].prompt_id, r.prompt_id);

@@ -18,12 +18,12 @@
 #include <png.h>
 
 #include "common/error.h"
-#include "model/image.h"
-#include "model/image_processor.h"
+#include "image/image.h"
+#include "image/image_processor.h"
 
-using ovr::model::Image;
-using ovr::model::ImageProcessor;
-using ovr::model::ImageProcessorOptions;
+using ovr::image::Image;
+using ovr::image::ImageProcessor;
+using ovr::image::ImageProcessorOptions;
 
 namespace {
 
@@ -150,10 +150,10 @@ TEST(SmartResize, MatchesTransformersOnEveryReferenceCase) {
       ++errors;
       const std::string msg = want["error"];
       // transformers' own words up to the number it prints (ours formats the ratio differently)
-      expect_error([&] { ovr::model::smart_resize(h, w, 28, lo, hi); }, {msg.substr(0, msg.find(", got"))});
+      expect_error([&] { ovr::image::smart_resize(h, w, 28, lo, hi); }, {msg.substr(0, msg.find(", got"))});
       continue;
     }
-    const auto got = ovr::model::smart_resize(h, w, 28, lo, hi);
+    const auto got = ovr::image::smart_resize(h, w, 28, lo, hi);
     EXPECT_EQ(got.height, want["resized_height"].get<int64_t>());
     EXPECT_EQ(got.width, want["resized_width"].get<int64_t>());
     ImageProcessorOptions o;
@@ -168,9 +168,9 @@ TEST(SmartResize, MatchesTransformersOnEveryReferenceCase) {
 }
 
 TEST(SmartResize, RoundsHalvesToEvenAsPython) {
-  EXPECT_EQ(ovr::model::smart_resize(70, 70, 28, 1, 1 << 30).height, 56);    // 2.5 -> 2
-  EXPECT_EQ(ovr::model::smart_resize(126, 126, 28, 1, 1 << 30).height, 112);  // 4.5 -> 4
-  EXPECT_EQ(ovr::model::smart_resize(98, 98, 28, 1, 1 << 30).height, 112);    // 3.5 -> 4
+  EXPECT_EQ(ovr::image::smart_resize(70, 70, 28, 1, 1 << 30).height, 56);    // 2.5 -> 2
+  EXPECT_EQ(ovr::image::smart_resize(126, 126, 28, 1, 1 << 30).height, 112);  // 4.5 -> 4
+  EXPECT_EQ(ovr::image::smart_resize(98, 98, 28, 1, 1 << 30).height, 112);    // 3.5 -> 4
 }
 
 // ---- options -----------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ TEST(ImageProcessor, ResizeKeepsAFlatImageFlat) {
   img.height = 301;
   img.width = 199;
   img.rgb.assign(301 * 199 * 3, 77);
-  const Image r = ovr::model::resize_bicubic(img, 112, 84);
+  const Image r = ovr::image::resize_bicubic(img, 112, 84);
   ASSERT_EQ(r.rgb.size(), 112u * 84 * 3);
   for (uint8_t v : r.rgb) ASSERT_EQ(v, 77);
 }
@@ -267,7 +267,7 @@ TEST(DecodeImage, PngVariantsBecomeRgbAsTransformersSeesThem) {
   {  // grey: replicated
     std::vector<uint8_t> px(w * h);
     for (int i = 0; i < w * h; ++i) px[i] = static_cast<uint8_t>(i * 17);
-    const auto img = ovr::model::decode_image_file(write_png("grey.png", PNG_FORMAT_GRAY, w, h, px.data()));
+    const auto img = ovr::image::decode_image_file(write_png("grey.png", PNG_FORMAT_GRAY, w, h, px.data()));
     ASSERT_EQ(img.height, h);
     ASSERT_EQ(img.width, w);
     for (int i = 0; i < w * h; ++i)
@@ -281,8 +281,8 @@ TEST(DecodeImage, PngVariantsBecomeRgbAsTransformersSeesThem) {
       for (int c = 0; c < 3; ++c) rgba[i * 4 + c] = static_cast<uint8_t>(i * 13 + c * 50);
       rgba[i * 4 + 3] = alpha;
     }
-    const auto g = ovr::model::decode_image_file(write_png("grey_alpha.png", PNG_FORMAT_GA, w, h, ga.data()));
-    const auto r = ovr::model::decode_image_file(write_png("rgba.png", PNG_FORMAT_RGBA, w, h, rgba.data()));
+    const auto g = ovr::image::decode_image_file(write_png("grey_alpha.png", PNG_FORMAT_GA, w, h, ga.data()));
+    const auto r = ovr::image::decode_image_file(write_png("rgba.png", PNG_FORMAT_RGBA, w, h, rgba.data()));
     for (int i = 0; i < w * h; ++i)
       for (int c = 0; c < 3; ++c) {
         ASSERT_EQ(g.rgb[i * 3 + c], i % 2 ? ga[i * 2] : 255) << i;
@@ -293,7 +293,7 @@ TEST(DecodeImage, PngVariantsBecomeRgbAsTransformersSeesThem) {
     const uint8_t colormap[4 * 4] = {255, 0, 0, 255, 0, 255, 0, 0, 10, 20, 30, 255, 250, 251, 252, 255};
     std::vector<uint8_t> idx(w * h);
     for (int i = 0; i < w * h; ++i) idx[i] = static_cast<uint8_t>(i % 4);
-    const auto img = ovr::model::decode_image_file(
+    const auto img = ovr::image::decode_image_file(
         write_png("palette.png", PNG_FORMAT_RGBA_COLORMAP, w, h, idx.data(), colormap, 4));
     for (int i = 0; i < w * h; ++i)
       for (int c = 0; c < 3; ++c) ASSERT_EQ(img.rgb[i * 3 + c], idx[i] == 1 ? 255 : colormap[idx[i] * 4 + c]) << i;
@@ -302,10 +302,10 @@ TEST(DecodeImage, PngVariantsBecomeRgbAsTransformersSeesThem) {
     std::vector<uint16_t> grey(w * h), rgb(w * h * 3);
     for (int i = 0; i < w * h; ++i) grey[i] = static_cast<uint16_t>(i * 30);
     for (int i = 0; i < w * h * 3; ++i) rgb[i] = static_cast<uint16_t>(i * 1300 + 0x80);
-    const auto g = ovr::model::decode_image_file(write_png("grey16.png", PNG_FORMAT_LINEAR_Y, w, h, grey.data()));
+    const auto g = ovr::image::decode_image_file(write_png("grey16.png", PNG_FORMAT_LINEAR_Y, w, h, grey.data()));
     for (int i = 0; i < w * h; ++i)
       for (int c = 0; c < 3; ++c) ASSERT_EQ(g.rgb[i * 3 + c], std::min<int>(grey[i], 255)) << i;
-    const auto r = ovr::model::decode_image_file(write_png("rgb16.png", PNG_FORMAT_LINEAR_RGB, w, h, rgb.data()));
+    const auto r = ovr::image::decode_image_file(write_png("rgb16.png", PNG_FORMAT_LINEAR_RGB, w, h, rgb.data()));
     for (int i = 0; i < w * h * 3; ++i) ASSERT_EQ(r.rgb[i], rgb[i] >> 8) << i;
   }
 }
@@ -354,17 +354,17 @@ TEST(ImageModes, EveryModeMatchesTransformersWithPillow12) { expect_image_modes_
 TEST(ImageModes, PillowVersionsDifferOnlyWhereTheirPassOrderDoes) {
   // 45 wide, 95 tall -> 56 x 84: the height shrinks while the width grows, so Pillow 13 runs the
   // vertical pass first and its bytes differ from Pillow 12's; 95 x 45 -> 84 x 56 does not.
-  EXPECT_TRUE(ovr::model::pillow_resizes_vertically_first(95, 45, 84, 56, 13));
-  EXPECT_FALSE(ovr::model::pillow_resizes_vertically_first(95, 45, 84, 56, 12));
-  EXPECT_FALSE(ovr::model::pillow_resizes_vertically_first(45, 95, 56, 84, 13));
-  const auto img = ovr::model::decode_image_file(std::string(OVR_TEST_FIXTURES) + "/image_modes/images/rgb_resize_45x95.png");
-  EXPECT_NE(ovr::model::resize_bicubic(img, 84, 56, 12).rgb, ovr::model::resize_bicubic(img, 84, 56, 13).rgb);
+  EXPECT_TRUE(ovr::image::pillow_resizes_vertically_first(95, 45, 84, 56, 13));
+  EXPECT_FALSE(ovr::image::pillow_resizes_vertically_first(95, 45, 84, 56, 12));
+  EXPECT_FALSE(ovr::image::pillow_resizes_vertically_first(45, 95, 56, 84, 13));
+  const auto img = ovr::image::decode_image_file(std::string(OVR_TEST_FIXTURES) + "/image_modes/images/rgb_resize_45x95.png");
+  EXPECT_NE(ovr::image::resize_bicubic(img, 84, 56, 12).rgb, ovr::image::resize_bicubic(img, 84, 56, 13).rgb);
 }
 
 TEST(DecodeImage, FormatComesFromMagicBytesNotExtension) {
   const uint8_t px[3] = {1, 2, 3};
   const std::string png = write_png("really_png.jpg", PNG_FORMAT_RGB, 1, 1, px);
-  const auto img = ovr::model::decode_image_file(png);
+  const auto img = ovr::image::decode_image_file(png);
   EXPECT_EQ(img.rgb, std::vector<uint8_t>({1, 2, 3}));
 }
 
@@ -380,7 +380,7 @@ TEST(DecodeImage, JpegRoundTrip) {
     }
   const std::string path = temp_path("ramp.png");  // the wrong extension on purpose
   write_bytes(path, encode_jpeg(rgb, w, h, 3));
-  const auto img = ovr::model::decode_image_file(path);
+  const auto img = ovr::image::decode_image_file(path);
   ASSERT_EQ(img.height, h);
   ASSERT_EQ(img.width, w);
   int worst = 0;
@@ -388,7 +388,7 @@ TEST(DecodeImage, JpegRoundTrip) {
   EXPECT_LE(worst, 12);  // lossy, with 4:2:0 chroma subsampling
 
   const std::string g = encode_jpeg(grey, w, h, 1);
-  const auto gi = ovr::model::decode_image(g.data(), g.size(), "grey.jpg");
+  const auto gi = ovr::image::decode_image(g.data(), g.size(), "grey.jpg");
   for (int i = 0; i < w * h; ++i) {
     ASSERT_EQ(gi.rgb[i * 3], gi.rgb[i * 3 + 1]);
     ASSERT_EQ(gi.rgb[i * 3], gi.rgb[i * 3 + 2]);
@@ -399,19 +399,19 @@ TEST(DecodeImage, JpegRoundTrip) {
 
 TEST(DecodeImage, MissingTruncatedAndCorruptFilesAreErrorsNamingTheFile) {
   const std::string missing = temp_path("does_not_exist.png");
-  expect_error([&] { ovr::model::decode_image_file(missing); }, {missing});
+  expect_error([&] { ovr::image::decode_image_file(missing); }, {missing});
 
   const std::string png = read_bytes(kFixtures + "/images/checker_noise_84x56.png");
   const std::string cut = temp_path("truncated.png");
   for (size_t keep : {size_t(8), size_t(40), png.size() / 2, png.size() - 12}) {
     write_bytes(cut, png.substr(0, keep));
-    expect_error([&] { ovr::model::decode_image_file(cut); }, {cut, "PNG"});
+    expect_error([&] { ovr::image::decode_image_file(cut); }, {cut, "PNG"});
   }
   std::string bad = png;
   for (size_t i = bad.size() / 2; i < bad.size() / 2 + 64; ++i) bad[i] = static_cast<char>(bad[i] ^ 0x5A);
   const std::string corrupt = temp_path("corrupt.png");
   write_bytes(corrupt, bad);
-  expect_error([&] { ovr::model::decode_image_file(corrupt); }, {corrupt, "PNG"});
+  expect_error([&] { ovr::image::decode_image_file(corrupt); }, {corrupt, "PNG"});
 
   std::vector<uint8_t> rgb(64 * 64 * 3);
   for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>(i * 31);
@@ -419,13 +419,13 @@ TEST(DecodeImage, MissingTruncatedAndCorruptFilesAreErrorsNamingTheFile) {
   const std::string jcut = temp_path("truncated.jpg");
   for (size_t keep : {size_t(3), size_t(100), jpeg.size() / 2, jpeg.size() - 2}) {
     write_bytes(jcut, jpeg.substr(0, keep));
-    expect_error([&] { ovr::model::decode_image_file(jcut); }, {jcut, "JPEG"});
+    expect_error([&] { ovr::image::decode_image_file(jcut); }, {jcut, "JPEG"});
   }
 
   const std::string text = temp_path("notes.png");
   write_bytes(text, "hello, not an image");
-  expect_error([&] { ovr::model::decode_image_file(text); }, {text, "not a PNG or JPEG"});
+  expect_error([&] { ovr::image::decode_image_file(text); }, {text, "not a PNG or JPEG"});
   write_bytes(text, "");
-  expect_error([&] { ovr::model::decode_image_file(text); }, {text, "empty"});
+  expect_error([&] { ovr::image::decode_image_file(text); }, {text, "empty"});
   for (const auto& p : {cut, corrupt, jcut, text}) std::remove(p.c_str());
 }

@@ -8,9 +8,9 @@
 #include "common/error.h"
 #include "io/tensor_store.h"
 #include "io/torch_bridge.h"
-#include "model/image_processor.h"
+#include "image/image_processor.h"
 #include "model/qwen2_5_vl.h"
-#include "rl/generation.h"
+#include "engine/generation.h"
 
 using namespace ovr;
 using namespace ovr::model;
@@ -40,15 +40,15 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> greedy_with_images(Qwen2_5
                                                                           const at::Tensor& pix, const at::Tensor& grid,
                                                                           const at::Tensor& hf_output) {
   const auto in = m.inputs(ids, pix, grid);
-  rl::GenerationRequest req;
+  engine::GenerationRequest req;
   req.prompt_ids = ids;
   req.inputs_embeds = in.embeds;
   req.positions = in.positions;
-  rl::EngineOptions o;
+  engine::EngineOptions o;
   o.sampling.greedy = true;
   o.max_new_tokens = 8;
   o.eos_ids = {511};
-  const auto out = rl::GenerationEngine(m.lm, o).generate({req});
+  const auto out = engine::GenerationEngine(m.lm, o).generate({req});
   std::vector<int64_t> hf;
   for (int64_t j = int64_t(ids.size()); j < hf_output.size(0); ++j) hf.push_back(hf_output[j].item<int64_t>());
   return {out[0].tokens, hf};
@@ -137,7 +137,7 @@ void expect_images_match(const std::string& dir, std::initializer_list<const cha
                          const std::function<at::Tensor(const std::string&)>& ref) {
   auto& f = fixture();
   torch::NoGradGuard no_grad;
-  const model::ImageProcessor processor;
+  const image::ImageProcessor processor;
   std::vector<at::Tensor> rows;
   std::vector<int64_t> grids;
   for (const char* name : names) {

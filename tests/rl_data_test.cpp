@@ -6,7 +6,8 @@
 
 #include "common/error.h"
 #include "io/hdf5_checkpoint.h"
-#include "rl/prompts.h"
+#include "engine/prompt.h"
+#include "rl/curriculum.h"
 #include "rl/rollout_store.h"
 #include "test_util.h"
 
@@ -74,7 +75,7 @@ TEST(Prompts, ReadsTextAndMessageRowsAndNamesTheLineOfABadOne) {
                    "\n"
                    "{\"prompt\": \"Sum?\", \"image\": \"img/x.png\", \"answer\": 3}\n"
                    "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"answer\": \"x\"}\n");
-  const auto rows = rl::load_prompts(dir + "/p.jsonl");
+  const auto rows = engine::load_prompts(dir + "/p.jsonl");
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].id, "a");
   EXPECT_EQ(rows[1].id, "3");  // the line number when there is no id
@@ -83,7 +84,7 @@ TEST(Prompts, ReadsTextAndMessageRowsAndNamesTheLineOfABadOne) {
   EXPECT_EQ(rows[2].messages.size(), 1u);
   test::write_file(dir + "/bad.jsonl", "{\"prompt\": \"x\", \"answer\": \"1\"}\n{\"prompt\": \"no answer\"}\n");
   try {
-    rl::load_prompts(dir + "/bad.jsonl");
+    engine::load_prompts(dir + "/bad.jsonl");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:2: no \"answer\""), std::string::npos) << e.what();

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "test_util.h"
 #include "train/lr_schedule.h"
+#include "common/seeded_order.h"
 #include "train/sft_data.h"
 
 using namespace ovr;
@@ -18,8 +19,8 @@ const std::string kFixtures = OVR_TEST_FIXTURES;
 const std::string kRepo = OVR_REPO;
 const std::string kTokenizer = kRepo + "/inputs/tiny/tokenizer.json";
 
-const model::Tokenizer& tokenizer() {
-  static const model::Tokenizer tok(kTokenizer);
+const text::Tokenizer& tokenizer() {
+  static const text::Tokenizer tok(kTokenizer);
   return tok;
 }
 
@@ -85,19 +86,19 @@ TEST(SftData, OverlongDocumentsAreTruncatedOrDroppedAndCounted) {
 }
 
 TEST(SftPlan, EpochOrderIsASeededPermutationThatChangesEachEpoch) {
-  const auto a = train::epoch_order(1000, 42, 0), b = train::epoch_order(1000, 42, 0);
-  const auto c = train::epoch_order(1000, 42, 1), d = train::epoch_order(1000, 43, 0);
+  const auto a = epoch_order(1000, 42, 0), b = epoch_order(1000, 42, 0);
+  const auto c = epoch_order(1000, 42, 1), d = epoch_order(1000, 43, 0);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
   EXPECT_NE(a, d);
   EXPECT_EQ(std::set<int64_t>(a.begin(), a.end()).size(), 1000u);
   // Fixed values: the order must not change with the compiler or standard library.
-  EXPECT_EQ(train::epoch_order(5, 0, 0), (std::vector<int64_t>{2, 3, 1, 4, 0}));
+  EXPECT_EQ(epoch_order(5, 0, 0), (std::vector<int64_t>{2, 3, 1, 4, 0}));
 }
 
 TEST(SftPlan, PackingFillsRowsInOrderWithoutExceedingSeqLen) {
   const auto data = train::load_sft_jsonl({kRepo + "/inputs/tiny/sft_arith.jsonl"}, tokenizer(), nullptr, options());
-  const auto order = train::epoch_order(int64_t(data.docs.size()), 1, 0);
+  const auto order = epoch_order(int64_t(data.docs.size()), 1, 0);
   const auto rows = train::pack_rows(order, data.docs, 512, true);
   std::vector<int64_t> seen;
   for (const auto& r : rows) {

@@ -9,13 +9,13 @@
 #include <thread>
 
 #include "common/error.h"
-#include "model/bpe.h"
-#include "model/split_regex.h"
-#include "model/tokenizer.h"
+#include "text/bpe.h"
+#include "text/split_regex.h"
+#include "text/tokenizer.h"
 
-using ovr::model::BpeMerges;
-using ovr::model::SplitRegex;
-using ovr::model::Tokenizer;
+using ovr::text::BpeMerges;
+using ovr::text::SplitRegex;
+using ovr::text::Tokenizer;
 using json = nlohmann::json;
 
 namespace {

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "common/seeded_order.h"
 #include "dist/zero_optimizer.h"
 #include "model/qwen2.h"
 #include "test_util.h"
@@ -63,7 +64,7 @@ struct Step {
   int64_t targets = 0;
 };
 std::vector<Step> make_steps(const train::SftDataset& data, int n_steps) {
-  const auto rows = train::pack_rows(train::epoch_order(int64_t(data.docs.size()), 3, 0), data.docs, 24, true);
+  const auto rows = train::pack_rows(epoch_order(int64_t(data.docs.size()), 3, 0), data.docs, 24, true);
   std::vector<Step> steps(static_cast<size_t>(n_steps));
   for (int s = 0; s < n_steps; ++s)
     for (int r = 0; r < 8; ++r) {

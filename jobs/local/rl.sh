@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The RL loop on one machine: for each iteration K, ovr_rollout then ovr_ppo, under mpirun.
+# PPO options may pick the advantage estimator (--advantage gae|grpo|rloo; gae, with a critic, by default).
 #
 #   bash jobs/local/rl.sh WORKDIR POLICY0 PROMPTS ITERATIONS [extra rollout options -- extra ppo options]
 #
@@ -21,6 +22,14 @@ ROLLOUT_OPTS=() PPO_OPTS=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do ROLLOUT_OPTS+=("$1"); shift; done
 [ $# -gt 0 ] && shift
 PPO_OPTS=("$@")
+# The critic's files exist only for --advantage gae (the default); grpo and rloo have no critic.
+ADVANTAGE=gae
+for ((i = 0; i < ${#PPO_OPTS[@]}; i++)); do
+  case "${PPO_OPTS[i]}" in
+    --advantage) ADVANTAGE="${PPO_OPTS[i + 1]:-}" ;;
+    --advantage=*) ADVANTAGE="${PPO_OPTS[i]#*=}" ;;
+  esac
+done
 NP="${OVR_NP:-2}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
@@ -36,7 +45,7 @@ stop_point() {
   if [ "$STOP" = 1 ]; then echo "RL: stop requested; exiting 75 before $1 (rerun the same command to continue)"; exit 75; fi
 }
 step() { printf '%s/step_%08d.h5' "$1" "$2"; }
-mkdir -p "$WORK/policy" "$WORK/critic" "$WORK/rollouts"
+mkdir -p "$WORK/policy" "$WORK/rollouts"
 [ -f "$(step "$WORK/policy" 0)" ] || "$BIN/ovr_convert" "$POLICY0" "$(step "$WORK/policy" 0)" >/dev/null
 for ((k = 0; k < ITERS; k++)); do
   rollout="$(printf '%s/rollouts/iter_%06d.h5' "$WORK" $k)"
@@ -47,9 +56,13 @@ for ((k = 0; k < ITERS; k++)); do
   fi
   if [ ! -f "$(step "$WORK/policy" $((k + 1)))" ]; then
     stop_point "the PPO update of iteration $k"
-    critic=(); [ $k -gt 0 ] && critic=(--critic "$(step "$WORK/critic" $k)")
+    critic=()
+    if [ "$ADVANTAGE" = gae ]; then
+      critic=(--critic-output "$WORK/critic")
+      [ $k -gt 0 ] && critic+=(--critic "$(step "$WORK/critic" $k)")
+    fi
     "${MPIRUN[@]}" "$BIN/ovr_ppo" --policy "$(step "$WORK/policy" $k)" "${critic[@]}" --rollouts "$rollout" \
-      --policy-output "$WORK/policy" --critic-output "$WORK/critic" "${PPO_OPTS[@]}"
+      --policy-output "$WORK/policy" "${PPO_OPTS[@]}"
   fi
 done
 echo "RL: $ITERS iterations done; policy $(step "$WORK/policy" "$ITERS")"

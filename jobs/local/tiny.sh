@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the built-in tiny default: the paper's pipeline, end to end, in minutes on a CPU.
 #
-#   bash jobs/local/tiny.sh [--seed N] [--no-text-sft] [--base DIR] [--until base|sft] [WORKDIR]
+#   bash jobs/local/tiny.sh [--seed N] [--no-text-sft] [--base DIR] [--until base|sft] [--advantage A] [WORKDIR]
 #
 #   WORKDIR        default runs/tiny (runs/tiny-control with --no-text-sft); emptied first
 #   --seed N       the seed of everything: the task's pictures and problems, the model's
@@ -10,6 +10,8 @@
 #   --base DIR     reuse the stage-0 base of an earlier run with the same seed (DIR/latest), e.g.
 #                  the control after the full run (jobs/local/tiny_seeds.sh does so)
 #   --until STAGE  stop after the base or the SFT stage (with their checks): the CI test
+#   --advantage A  the RL stage's advantage estimator: gae (PPO with a critic, the paper's;
+#                  default), grpo or rloo (no critic: each prompt's 8 samples are the baseline)
 #
 # The task (inputs/tiny/make_transfer_task.py, docs/tiny-task.md): add the two digits of a
 # picture. The reasoning (restate, compute, verify, box) is taught on text problems only; the
@@ -19,7 +21,8 @@
 #      seen a sum problem, the verification step or \boxed{}.
 #   1. the language-only cold start: SFT on text sum problems with the reasoning trace
 #      (vision frozen), 2 MPI ranks, ZeRO-2
-#   2. RL: PPO with a critic on picture and text problems (ovr_rollout -> ovr_ppo, jobs/local/rl.sh)
+#   2. RL: PPO with a critic (or --advantage grpo|rloo) on picture and text problems (ovr_rollout ->
+#      ovr_ppo, jobs/local/rl.sh)
 #   3. the uniform average of the last RL policies (ovr_average), exported to Hugging Face format
 # Each stage is checked before the next starts: a base that did not learn to read, or a cold start
 # that did not learn the text problems, stops the run with one line that says so (exit 1). After
@@ -29,8 +32,8 @@
 # The run ends with whether the paper's claim held (exit 0) or not (exit 1).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-SEED=0 CONTROL=0 BASE_FROM="" UNTIL="" WORK=""
-usage() { sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+SEED=0 CONTROL=0 BASE_FROM="" UNTIL="" WORK="" ADVANTAGE=gae
+usage() { sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "tiny.sh: error: --seed needs a non-negative integer" >&2; exit 2; }; SEED=$2; shift 2 ;;
@@ -38,6 +41,8 @@ while [ $# -gt 0 ]; do
     --base) [ -f "${2:-}/latest" ] || { echo "tiny.sh: error: --base ${2:-}: no checkpoint there (DIR/latest)" >&2; exit 2; }
             BASE_FROM="$(cd "$2" && pwd)"; shift 2 ;;
     --until) [[ "${2:-}" =~ ^(base|sft)$ ]] || { echo "tiny.sh: error: --until takes base or sft" >&2; exit 2; }; UNTIL=$2; shift 2 ;;
+    --advantage) [[ "${2:-}" =~ ^(gae|grpo|rloo)$ ]] || { echo "tiny.sh: error: --advantage takes gae, grpo or rloo" >&2; exit 2; }
+                 ADVANTAGE=$2; shift 2 ;;
     -h|--help) usage ;;
     -*) echo "tiny.sh: error: unknown option $1" >&2; exit 2 ;;
     *) [ -z "$WORK" ] || { echo "tiny.sh: error: one WORKDIR only" >&2; exit 2; }; WORK=$1; shift ;;
@@ -96,12 +101,13 @@ evaluate() {  # evaluate MODEL LABEL: accuracy on held-out pictures and text pro
 }
 policy_at() { printf '%s/rl/policy/step_%08d.h5' "$WORK" "$1"; }
 write_summary() {  # write_summary STAGES...: WORKDIR/summary.json for tiny_seeds.sh and the CI test
-  "$PY" - "$WORK" "$SEED" "$CONTROL" "{${STAGE_TIMES%, }}" "$@" <<'EOF'
+  "$PY" - "$WORK" "$SEED" "$CONTROL" "{${STAGE_TIMES%, }}" "$ADVANTAGE" "$@" <<'EOF'
 import json, os, sys
-work, seed, control, times, stages = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", json.loads(sys.argv[4]), sys.argv[5:]
+work, seed, control, times, advantage = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", json.loads(sys.argv[4]), sys.argv[5]
+stages = sys.argv[6:]
 acc = {s: {t: json.load(open(f"{work}/eval/{s}/{t}/summary.json"))["avg_at_k"] for t in ("image", "text")} for s in stages}
 env = {k: os.environ.get(k, "") for k in ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")}
-json.dump({"seed": seed, "control": control, "env": env, "stage_seconds": times, "accuracy": acc}, open(f"{work}/summary.json", "w"), indent=1)
+json.dump({"seed": seed, "control": control, "advantage": advantage, "env": env, "stage_seconds": times, "accuracy": acc}, open(f"{work}/summary.json", "w"), indent=1)
 EOF
 }
 
@@ -141,10 +147,12 @@ if [ -n "$UNTIL" ]; then
   exit 0
 fi
 
-echo "== 2. RL: $RL_ITERS iterations of PPO with a critic on picture and text problems ($(elapsed))"
+critic=(--critic-lr 5e-4 --critic-steps 2) how="PPO with a critic"
+[ "$ADVANTAGE" = gae ] || critic=() how="PPO with $ADVANTAGE advantages (no critic)"
+echo "== 2. RL: $RL_ITERS iterations of $how on picture and text problems ($(elapsed))"
 OVR_NP="$NP" OVR_BIN="$BIN" bash "$REPO/jobs/local/rl.sh" "$WORK/rl" "$RL_FROM" "$TASK/rl_prompts.jsonl" "$RL_ITERS" \
   --tokenizer "$TOK" --preprocessor "$PRE" --prompts-per-iteration 16 --n 8 --max-new-tokens 64 --seed "$SEED" -- \
-  --preprocessor "$PRE" --warmup-steps 0 --policy-lr 1e-4 --critic-lr 5e-4 --seq-len 512 --minibatches 2 --critic-steps 2 \
+  --advantage "$ADVANTAGE" --preprocessor "$PRE" --warmup-steps 0 --policy-lr 1e-4 "${critic[@]}" --seq-len 512 --minibatches 2 \
   --seed "$SEED" > "$WORK/rl.log" 2>&1 || fail "stage 2 (RL) failed: $(tail -1 "$WORK/rl.log")"
 grep -E "ovr_rollout .*iteration [0-9]*0:|RL:" "$WORK/rl.log" | sed -E 's/^\[ovr_rollout[^]]*\] /   /; s/, groups.*//'
 evaluate "$(policy_at "$RL_ITERS")" rl

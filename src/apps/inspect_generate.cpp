@@ -12,12 +12,12 @@
 #include "common/error.h"
 #include "common/mpi_runtime.h"
 #include "io/fs.h"
-#include "model/chat_template.h"
-#include "model/image_processor.h"
+#include "text/chat_template.h"
+#include "image/image_processor.h"
 #include "model/qwen2_5_vl.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 #include "model/weights.h"
-#include "rl/generation.h"
+#include "engine/generation.h"
 
 namespace ovr::apps {
 
@@ -78,11 +78,11 @@ int inspect_generate(int argc, char** argv) {
   const std::string model_path = cfg.get<std::string>("model");
 
   // The tokenizer: explicit, or the model directory's.
-  std::unique_ptr<model::Tokenizer> tok;
+  std::unique_ptr<text::Tokenizer> tok;
   std::string tok_path = cfg.has("tokenizer") ? cfg.get<std::string>("tokenizer") : "";
   if (tok_path.empty() && io::is_directory(model_path) && io::path_exists(io::join_path(model_path, "tokenizer.json")))
     tok_path = model_path;
-  if (!tok_path.empty()) tok = std::make_unique<model::Tokenizer>(tok_path);
+  if (!tok_path.empty()) tok = std::make_unique<text::Tokenizer>(tok_path);
   if ((cfg.has("prompt") || cfg.has("stop")) && !tok) throw ConfigError("--prompt and --stop need a tokenizer (--tokenizer PATH)");
 
   // Images: processed here, placed before the prompt text of the user turn.
@@ -95,9 +95,9 @@ int inspect_generate(int argc, char** argv) {
     std::string pp = cfg.has("processor-config") ? cfg.get<std::string>("processor-config") : "";
     if (pp.empty() && io::is_directory(model_path) && io::path_exists(io::join_path(model_path, "preprocessor_config.json")))
       pp = io::join_path(model_path, "preprocessor_config.json");
-    model::ImageProcessorOptions po_opts = pp.empty() ? model::ImageProcessorOptions{} : model::ImageProcessorOptions::from_json_file(pp);
+    image::ImageProcessorOptions po_opts = pp.empty() ? image::ImageProcessorOptions{} : image::ImageProcessorOptions::from_json_file(pp);
     if (cfg.has("max-pixels")) po_opts.max_pixels = cfg.get<int64_t>("max-pixels");
-    const model::ImageProcessor processor(po_opts);
+    const image::ImageProcessor processor(po_opts);
     model::ImageInputs in = model::process_images(processor, images);
     pixel_values = in.pixel_values;
     grid_thw = in.grid_thw;
@@ -108,11 +108,11 @@ int inspect_generate(int argc, char** argv) {
   if (cfg.has("prompt-ids")) {
     prompt = parse_ids(cfg.get<std::string>("prompt-ids"));
   } else if (cfg.get<bool>("chat")) {
-    model::ChatOptions chat;
+    text::ChatOptions chat;
     chat.add_generation_prompt = true;
-    model::ChatMessage user = model::ChatMessage::text("user", cfg.get<std::string>("prompt"));
-    for (size_t i = 0; i < images.size(); ++i) user.content.insert(user.content.begin(), model::ChatItem{model::ChatItem::Type::Image, ""});
-    const auto ids = model::apply_chat_template(*tok, {user}, pad_counts, chat).ids;
+    text::ChatMessage user = text::ChatMessage::text("user", cfg.get<std::string>("prompt"));
+    for (size_t i = 0; i < images.size(); ++i) user.content.insert(user.content.begin(), text::ChatItem{text::ChatItem::Type::Image, ""});
+    const auto ids = text::apply_chat_template(*tok, {user}, pad_counts, chat).ids;
     prompt.assign(ids.begin(), ids.end());
   } else {
     const auto ids = tok->encode(cfg.get<std::string>("prompt"));
@@ -140,7 +140,7 @@ int inspect_generate(int argc, char** argv) {
     if (id >= lm->config.vocab_size)
       throw ConfigError("prompt token id " + std::to_string(id) + " is outside the model's vocabulary of " +
                         std::to_string(lm->config.vocab_size));
-  rl::EngineOptions o;
+  engine::EngineOptions o;
   o.max_new_tokens = cfg.get<int64_t>("max-new-tokens");
   o.seed = cfg.get<uint64_t>("seed");
   o.sampling.greedy = cfg.get<bool>("greedy");
@@ -148,7 +148,7 @@ int inspect_generate(int argc, char** argv) {
   o.sampling.top_p = cfg.get<double>("top-p");
   o.sampling.top_k = cfg.get<int64_t>("top-k");
   try {
-    rl::validate(o.sampling);
+    engine::validate(o.sampling);
   } catch (const Error& e) {
     throw ConfigError(e.what());
   }
@@ -161,7 +161,7 @@ int inspect_generate(int argc, char** argv) {
     o.detokenize = [&](const std::vector<int64_t>& ids) { return tok->decode(std::vector<int32_t>(ids.begin(), ids.end())); };
     if (cfg.has("stop")) o.stop_strings = cfg.get<std::vector<std::string>>("stop");
   }
-  rl::GenerationRequest req;
+  engine::GenerationRequest req;
   req.prompt_ids = prompt;
   if (!images.empty()) {  // the prompt enters as embeddings: vision features in the image slots
     torch::NoGradGuard no_grad;
@@ -170,8 +170,8 @@ int inspect_generate(int argc, char** argv) {
     req.positions = in.positions;
   }
   req.n = cfg.get<int>("n");
-  rl::GenerationEngine engine(lm, o);
-  const auto samples = engine.generate({req});
+  engine::GenerationEngine generator(lm, o);
+  const auto samples = generator.generate({req});
 
   nlohmann::json out = {{"model", model_path}, {"prompt_ids", prompt}};
   if (tok) out["prompt_text"] = tok->decode(std::vector<int32_t>(prompt.begin(), prompt.end()));
@@ -181,7 +181,7 @@ int inspect_generate(int argc, char** argv) {
     if (tok) j["text"] = tok->decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()));
     out["samples"].push_back(j);
   }
-  const auto& st = engine.stats();
+  const auto& st = generator.stats();
   out["stats"] = {{"device", cuda ? "cuda" : "cpu"}, {"dtype", dtype == at::kBFloat16 ? "BF16" : "F32"},
                   {"prefill_tokens", st.prefill_tokens}, {"decode_tokens", st.decode_tokens},
                   {"seconds", st.prefill_seconds + st.decode_seconds}};

@@ -10,7 +10,7 @@
 #include "common/error.h"
 #include "common/mpi_runtime.h"
 #include "io/fs.h"
-#include "model/image_processor.h"
+#include "image/image_processor.h"
 
 namespace ovr::apps {
 
@@ -49,7 +49,7 @@ int inspect_image(int argc, char** argv) {
   cfg.positional("image", -1);
   if (!cfg.parse(argc, argv)) return kExitOk;
 
-  auto options = model::ImageProcessorOptions::from_json_file(cfg.get<std::string>("processor-config"));
+  auto options = image::ImageProcessorOptions::from_json_file(cfg.get<std::string>("processor-config"));
   auto override_pixels = [&](const char* name, int64_t& field) {
     if (!cfg.has(name)) return;
     field = cfg.get<int64_t>(name);
@@ -62,12 +62,12 @@ int inspect_image(int argc, char** argv) {
                       std::to_string(options.max_pixels));
   if (world_rank() != 0) return kExitOk;  // one process reports (the work is per image and small)
 
-  const model::ImageProcessor processor(options);
+  const image::ImageProcessor processor(options);
   const std::string dump_dir = cfg.has("dump-pixel-values") ? cfg.get<std::string>("dump-pixel-values") : "";
   if (!dump_dir.empty()) io::make_dirs(dump_dir);
   for (const auto& path : cfg.get<std::vector<std::string>>("image")) {
-    const model::Image image = model::decode_image_file(path);
-    const model::ProcessedImage out = processor.process(image, path);
+    const image::Image image = image::decode_image_file(path);
+    const image::ProcessedImage out = processor.process(image, path);
     nlohmann::ordered_json line = {{"image", path},
                            {"height", image.height},
                            {"width", image.width},

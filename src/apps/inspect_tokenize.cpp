@@ -7,7 +7,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/mpi_runtime.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace ovr::apps {
 
@@ -24,7 +24,7 @@ int inspect_tokenize(int argc, char** argv) {
       ("skip-special", po::bool_switch()->default_value(false), "--decode: leave special tokens out of the text");
   if (!cfg.parse(argc, argv)) return kExitOk;
   if (world_rank() != 0) return kExitOk;  // stdin reaches rank 0 only
-  const model::Tokenizer tok(cfg.get<std::string>("tokenizer"));
+  const text::Tokenizer tok(cfg.get<std::string>("tokenizer"));
   const bool decode = cfg.get<bool>("decode");
   const char* want = decode ? "{\"ids\": [integers]}" : "{\"text\": string}";
   std::string line;

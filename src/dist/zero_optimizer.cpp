@@ -9,7 +9,7 @@
 
 #include "common/error.h"
 #include "common/mpi_runtime.h"
-#include "dist/kernel_launch.h"
+#include "ops/kernel_launch.h"
 #include "kernels/adamw.h"
 
 namespace ovr::dist {
@@ -143,9 +143,9 @@ double ZeroAdamW::step(double lr, double max_grad_norm) {
   }
 
   // Global gradient norm: padding slots hold zeros, so the sum of squares over slices is exact.
-  const KernelLaunch on = kernel_launch(grad_shard_);
+  const ops::KernelLaunch on = ops::kernel_launch(grad_shard_);
   at::Tensor sq_out = torch::zeros({1}, grad_shard_.options().dtype(at::kDouble));
-  run_kernel([&] {
+  ops::run_kernel([&] {
     kernels::grad_sum_squares(on.device, grad_shard_.data_ptr<float>(), shard_, sq_out.data_ptr<double>(), on.stream);
   });
   double sq = sq_out.item<double>();
@@ -164,7 +164,7 @@ double ZeroAdamW::step(double lr, double max_grad_norm) {
     a.n = length, a.weight_decay = weight_decay;
     a.master = master_.data_ptr<float>() + offset, a.exp_avg = exp_avg_.data_ptr<float>() + offset;
     a.exp_avg_sq = exp_avg_sq_.data_ptr<float>() + offset, a.grad = grad_shard_.data_ptr<float>() + offset;
-    run_kernel([&] { kernels::adamw_step(on.device, a, on.stream); });
+    ops::run_kernel([&] { kernels::adamw_step(on.device, a, on.stream); });
   };
   int64_t done = 0;
   for (const Segment& s : decay_segments_) {

@@ -41,12 +41,12 @@ std::string options_block(const std::vector<std::string>& options) {
 
 // Question text with <imageN> placeholders -> user turn items; images[N-1] at the first mention of
 // each; images no placeholder names go first.
-model::ChatMessage question_turn(const std::string& text, const std::vector<std::string>& images,
+text::ChatMessage question_turn(const std::string& text, const std::vector<std::string>& images,
                                  std::vector<std::string>& images_in_order) {
-  model::ChatMessage user = model::ChatMessage::text("user", "");
+  text::ChatMessage user = text::ChatMessage::text("user", "");
   user.content.clear();
   std::vector<bool> used(images.size(), false);
-  std::vector<model::ChatItem> items;
+  std::vector<text::ChatItem> items;
   std::string pending;
   for (size_t i = 0; i < text.size();) {
     size_t n = 0, j = i + 6, digits = 0;  // <image1> (MATH-Vision) or <image 1> (MMMU-Pro)
@@ -56,8 +56,8 @@ model::ChatMessage question_turn(const std::string& text, const std::vector<std:
     }
     if (digits > 0 && j < text.size() && text[j] == '>') {
       if (n >= 1 && n <= images.size() && !used[n - 1]) {
-        if (!pending.empty()) items.push_back({model::ChatItem::Type::Text, pending}), pending.clear();
-        items.push_back({model::ChatItem::Type::Image, ""});
+        if (!pending.empty()) items.push_back({text::ChatItem::Type::Text, pending}), pending.clear();
+        items.push_back({text::ChatItem::Type::Image, ""});
         images_in_order.push_back(images[n - 1]);
         used[n - 1] = true;
       } else {  // a placeholder without its file (or a second mention) stays as written, as MATH-V's scripts keep it
@@ -68,11 +68,11 @@ model::ChatMessage question_turn(const std::string& text, const std::vector<std:
     }
     pending += text[i++];
   }
-  if (!pending.empty()) items.push_back({model::ChatItem::Type::Text, pending});
-  std::vector<model::ChatItem> front;
+  if (!pending.empty()) items.push_back({text::ChatItem::Type::Text, pending});
+  std::vector<text::ChatItem> front;
   std::vector<std::string> front_images;
   for (size_t k = 0; k < images.size(); ++k)
-    if (!used[k]) front.push_back({model::ChatItem::Type::Image, ""}), front_images.push_back(images[k]);
+    if (!used[k]) front.push_back({text::ChatItem::Type::Image, ""}), front_images.push_back(images[k]);
   images_in_order.insert(images_in_order.begin(), front_images.begin(), front_images.end());
   user.content = front;
   user.content.insert(user.content.end(), items.begin(), items.end());
@@ -193,11 +193,11 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
         p.prompt.messages.push_back(question_turn(text, images, ordered));
         for (const auto& s : ordered) p.prompt.images.push_back(resolve(s));
       } else if (j.contains(f["messages"])) {  // used as written; the instruction ends the last user text
-        p.prompt.messages = model::chat_messages_from_json(j[f["messages"]]);
-        for (const auto& s : model::chat_image_sources(j[f["messages"]])) p.prompt.images.push_back(resolve(s));
+        p.prompt.messages = text::chat_messages_from_json(j[f["messages"]]);
+        for (const auto& s : text::chat_image_sources(j[f["messages"]])) p.prompt.images.push_back(resolve(s));
         for (auto it = p.prompt.messages.rbegin(); it != p.prompt.messages.rend() && !suffix.empty(); ++it) {
           if (it->role != "user") continue;
-          it->content.push_back({model::ChatItem::Type::Text, "\n" + suffix});
+          it->content.push_back({text::ChatItem::Type::Text, "\n" + suffix});
           break;
         }
         for (const auto& m : p.prompt.messages)

@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "reward/reward.h"
-#include "rl/prompts.h"
+#include "engine/prompt.h"
 
 namespace ovr::eval {
 
 struct Problem {
-  rl::PromptRow prompt;                 // messages, images, id, answer (a letter for multiple choice)
+  engine::PromptRow prompt;                 // messages, images, id, answer (a letter for multiple choice)
   int64_t line = 0;                     // 1-based line in the file
   std::optional<std::string> subject, level;
   std::vector<std::string> options;     // multiple choice: option texts, labelled A, B, ...

@@ -11,13 +11,13 @@
 #include "eval/rescore.h"
 #include "eval/scores.h"
 #include "io/fs.h"
-#include "rl/engine_setup.h"
+#include "engine/engine_setup.h"
 #include "reward/reward.h"
 
 namespace ovr::eval {
 
 void add_eval_options(Config& cfg) {
-  rl::add_engine_options(cfg, /*default_temperature=*/0.0);
+  engine::add_engine_options(cfg, /*default_temperature=*/0.0);
   cfg.options().add_options()
       ("model", po::value<std::string>()->default_value(""), "the model: an ovr checkpoint (file or directory with latest) or a Hugging Face model")
       ("benchmark", po::value<std::string>()->default_value(""), "the benchmark's name in the results (math500, mathvision, aime*, amc* also pick --format)")
@@ -32,7 +32,7 @@ void add_eval_options(Config& cfg) {
       ("instruction", po::value<std::string>()->default_value("auto"), "text after the question: auto (step by step, answer in \\boxed{}), none, or the text")
       ("k", po::value<int>()->default_value(1), "samples per problem (avg@k, pass@k, maj@k)")
       ("max-new-tokens", po::value<int64_t>()->default_value(4096), "response length limit (a truncated response scores 0)")
-      ("prompt-template", po::value<std::string>()->default_value("chat"), "chat or orz (rl/prompts.h)")
+      ("prompt-template", po::value<std::string>()->default_value("chat"), "chat or orz (engine/prompt.h)")
       ("answer-tag", po::bool_switch()->default_value(false), "read only the last <answer>...</answer> (with --prompt-template orz)")
       ("seed", po::value<uint64_t>()->default_value(0), "sampling seed")
       ("limit", po::value<int64_t>()->default_value(0), "evaluate only the first N usable problems (0: all)");
@@ -53,7 +53,7 @@ std::string gather_text(const std::string& text) {
 }
 
 // The prompt as text, each image's run of <|image_pad|> shown once as <image>.
-std::string prompt_text(const model::Tokenizer& tok, const std::vector<int32_t>& ids) {
+std::string prompt_text(const text::Tokenizer& tok, const std::vector<int32_t>& ids) {
   std::vector<int32_t> kept;
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -104,10 +104,10 @@ int run_eval(const Config& cfg) {
   if (k < 1) throw ConfigError("--k: must be at least 1");
   if (cfg.get<int64_t>("max-new-tokens") < 1) throw ConfigError("--max-new-tokens: must be at least 1");
   if (cfg.get<int64_t>("limit") < 0) throw ConfigError("--limit: must be >= 0");
-  rl::apply_prompt_template(tmpl, "");  // validates the name
+  engine::apply_prompt_template(tmpl, "");  // validates the name
   std::string format = cfg.get<std::string>("format");
   if (format == "auto") format = format_for_benchmark(name);
-  rl::EngineOptions eo = rl::engine_options(cfg);
+  engine::EngineOptions eo = engine::engine_options(cfg);
   eo.max_new_tokens = cfg.get<int64_t>("max-new-tokens");
   eo.seed = cfg.get<uint64_t>("seed");
 
@@ -115,16 +115,16 @@ int run_eval(const Config& cfg) {
   if (cfg.get<int64_t>("limit") > 0 && int64_t(bench.problems.size()) > cfg.get<int64_t>("limit"))
     bench.problems.resize(size_t(cfg.get<int64_t>("limit")));
   if (bench.problems.empty()) throw Error(data + ": no usable problems (" + std::to_string(bench.bad_rows.size()) + " bad rows)");
-  const model::Tokenizer tok = rl::load_tokenizer(cfg, model_path);
-  rl::Policy policy = rl::load_policy(model_path, cfg.get<std::string>("device"));
-  const model::ImageProcessor processor = rl::load_image_processor(cfg);
-  eo.eos_ids = rl::stop_token_ids(policy, tok);
-  eo.suppressed_ids = rl::placeholder_token_ids(policy);
+  const text::Tokenizer tok = engine::load_tokenizer(cfg, model_path);
+  engine::Policy policy = engine::load_policy(model_path, cfg.get<std::string>("device"));
+  const image::ImageProcessor processor = engine::load_image_processor(cfg);
+  eo.eos_ids = engine::stop_token_ids(policy, tok);
+  eo.suppressed_ids = engine::placeholder_token_ids(policy);
 
   // ---- this rank's problems; one whose image cannot be read becomes a bad row ----
   const size_t P = bench.problems.size();
   const size_t first = P * size_t(rank) / size_t(ranks), last = P * size_t(rank + 1) / size_t(ranks);
-  std::vector<rl::GenerationRequest> requests;
+  std::vector<engine::GenerationRequest> requests;
   std::map<int64_t, const Problem*> by_line;
   std::map<int64_t, std::string> prompts;
   std::string bad_lines;
@@ -132,7 +132,7 @@ int run_eval(const Config& cfg) {
     const Problem& p = bench.problems[i];
     try {
       std::vector<int32_t> tokens;
-      requests.push_back(rl::prepare_request(p.prompt, tmpl, tok, policy, processor, k, &tokens));
+      requests.push_back(engine::prepare_request(p.prompt, tmpl, tok, policy, processor, k, &tokens));
       by_line[p.line] = &p;
       prompts[p.line] = prompt_text(tok, tokens);
     } catch (const Error& e) {
@@ -141,11 +141,11 @@ int run_eval(const Config& cfg) {
   }
 
   // ---- generate and score ----
-  rl::GenerationEngine engine(policy.model.lm, eo);
-  const std::vector<rl::GeneratedSample> samples = engine.generate(requests);
+  engine::GenerationEngine generator(policy.model.lm, eo);
+  const std::vector<engine::GeneratedSample> samples = generator.generate(requests);
   std::string lines;
   int64_t tokens = 0;
-  for (const rl::GeneratedSample& s : samples) {
+  for (const engine::GeneratedSample& s : samples) {
     const Problem& p = *by_line.at(s.prompt_id);
     const std::string text = tok.decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), /*skip_special=*/true);
     const bool truncated = s.finish_reason == "length";

@@ -111,4 +111,8 @@ class CheckpointReader {
 // Reads "<dir>/latest" and returns the checkpoint path it names; throws if missing or invalid.
 std::string resolve_latest(const std::string& dir);
 
+// Whether `path` names one of our checkpoints (a .h5 file, or a directory with a "latest" pointer)
+// rather than a Hugging Face model directory; says nothing about whether it is readable.
+bool is_ovr_checkpoint(const std::string& path);
+
 }  // namespace ovr::io

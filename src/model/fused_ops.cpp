@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "dist/kernel_launch.h"
+#include "ops/kernel_launch.h"
 #include "common/error.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -29,8 +29,8 @@ struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
     K::RmsNormForwardArgs a;
     a.N = N, a.D = D, a.dtype = dtype_of(x), a.x = xc.data_ptr(), a.weight = w.data_ptr(), a.y = y.data_ptr();
     a.rstd = rstd.data_ptr<float>(), a.eps = float(eps);
-    const dist::KernelLaunch on = dist::kernel_launch(xc);
-    dist::run_kernel([&] { K::rmsnorm_forward(on.device, a, on.stream); });
+    const ops::KernelLaunch on = ops::kernel_launch(xc);
+    ops::run_kernel([&] { K::rmsnorm_forward(on.device, a, on.stream); });
     ctx->save_for_backward({xc, w, rstd});
     return y;
   }
@@ -46,8 +46,8 @@ struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
     a.N = rstd.numel(), a.D = x.size(-1), a.dtype = dtype_of(x), a.dy = dy.data_ptr(), a.x = x.data_ptr();
     a.weight = w.data_ptr(), a.rstd = rstd.data_ptr<float>(), a.dx = dx.data_ptr();
     a.dweight = want_w ? dw.data_ptr<float>() : nullptr;
-    const dist::KernelLaunch on = dist::kernel_launch(x);
-    dist::run_kernel([&] { K::rmsnorm_backward(on.device, a, on.stream); });
+    const ops::KernelLaunch on = ops::kernel_launch(x);
+    ops::run_kernel([&] { K::rmsnorm_backward(on.device, a, on.stream); });
     return {want_x ? dx : at::Tensor(), want_w ? dw.to(w.scalar_type()) : at::Tensor(), at::Tensor()};
   }
 };
@@ -59,8 +59,8 @@ struct SwiGluFn : torch::autograd::Function<SwiGluFn> {
     at::Tensor y = at::empty_like(g);
     K::SwiGluForwardArgs a;
     a.n = g.numel(), a.dtype = dtype_of(g), a.gate = g.data_ptr(), a.up = u.data_ptr(), a.y = y.data_ptr();
-    const dist::KernelLaunch on = dist::kernel_launch(g);
-    dist::run_kernel([&] { K::swiglu_forward(on.device, a, on.stream); });
+    const ops::KernelLaunch on = ops::kernel_launch(g);
+    ops::run_kernel([&] { K::swiglu_forward(on.device, a, on.stream); });
     ctx->save_for_backward({g, u});
     return y;
   }
@@ -73,8 +73,8 @@ struct SwiGluFn : torch::autograd::Function<SwiGluFn> {
     K::SwiGluBackwardArgs a;
     a.n = g.numel(), a.dtype = dtype_of(g), a.dy = dy.data_ptr(), a.gate = g.data_ptr(), a.up = u.data_ptr();
     a.d_gate = d_gate.data_ptr(), a.d_up = d_up.data_ptr();
-    const dist::KernelLaunch on = dist::kernel_launch(g);
-    dist::run_kernel([&] { K::swiglu_backward(on.device, a, on.stream); });
+    const ops::KernelLaunch on = ops::kernel_launch(g);
+    ops::run_kernel([&] { K::swiglu_backward(on.device, a, on.stream); });
     return {d_gate, d_up};
   }
 };
@@ -95,8 +95,8 @@ struct RopeFn : torch::autograd::Function<RopeFn> {
     at::Tensor qo = at::empty_like(q), ko = at::empty_like(k);
     K::RopeArgs a = args(q, k, positions, theta, section);
     a.q_in = q.data_ptr(), a.q_out = qo.data_ptr(), a.k_in = k.data_ptr(), a.k_out = ko.data_ptr();
-    const dist::KernelLaunch on = dist::kernel_launch(q);
-    dist::run_kernel([&] { K::rope_forward(on.device, a, on.stream); });
+    const ops::KernelLaunch on = ops::kernel_launch(q);
+    ops::run_kernel([&] { K::rope_forward(on.device, a, on.stream); });
     ctx->save_for_backward({positions});
     ctx->saved_data["theta"] = theta;
     ctx->saved_data["section"] = c10::IntArrayRef(section);
@@ -111,8 +111,8 @@ struct RopeFn : torch::autograd::Function<RopeFn> {
     at::Tensor dqi = at::empty_like(dq), dki = at::empty_like(dk);
     K::RopeArgs a = args(dq, dk, positions, ctx->saved_data["theta"].toDouble(), section);
     a.q_in = dq.data_ptr(), a.q_out = dqi.data_ptr(), a.k_in = dk.data_ptr(), a.k_out = dki.data_ptr();
-    const dist::KernelLaunch on = dist::kernel_launch(dq);
-    dist::run_kernel([&] { K::rope_backward(on.device, a, on.stream); });
+    const ops::KernelLaunch on = ops::kernel_launch(dq);
+    ops::run_kernel([&] { K::rope_backward(on.device, a, on.stream); });
     return {dqi, dki, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

@@ -108,7 +108,7 @@ struct Qwen2ForCausalLMImpl : torch::nn::Module {
   at::Tensor embed(const at::Tensor& input_ids);
   at::Tensor logits(const at::Tensor& hidden);  // lm_head (or the tied embedding)
   // The [vocab, hidden] matrix logits() multiplies by: lm_head's weight, or the tied embedding.
-  // For the fused log-prob (train/fused_logprob_op.h), which never forms the logits.
+  // For the fused log-prob (ops/fused_logprob_op.h), which never forms the logits.
   const at::Tensor& output_weight() const;
 
   // The common case: logits [B, S, vocab] of a padded batch (attention_mask [B, S], 1 = token).

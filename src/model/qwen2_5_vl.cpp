@@ -77,12 +77,12 @@ at::Tensor Qwen2_5_VL::logits(const std::vector<int64_t>& ids, const at::Tensor&
   return lm->logits(lm->hidden_states(in.embeds.unsqueeze(0), in.positions.unsqueeze(1), mask))[0];
 }
 
-ImageInputs process_images(const ImageProcessor& processor, const std::vector<std::string>& paths) {
+ImageInputs process_images(const image::ImageProcessor& processor, const std::vector<std::string>& paths) {
   ImageInputs out;
   std::vector<at::Tensor> rows;
   std::vector<int64_t> grids;
   for (const std::string& path : paths) {
-    ProcessedImage p = processor.process_file(path);
+    image::ProcessedImage p = processor.process_file(path);
     rows.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, p.cols}, at::kFloat).clone());
     grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
     out.pad_counts.push_back(p.num_image_tokens());

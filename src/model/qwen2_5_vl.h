@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/image_processor.h"
+#include "image/image_processor.h"
 #include "model/qwen2.h"
 #include "model/vision.h"
 
@@ -48,7 +48,7 @@ struct ImageInputs {
   at::Tensor pixel_values, grid_thw;
   std::vector<int64_t> pad_counts;
 };
-ImageInputs process_images(const ImageProcessor& processor, const std::vector<std::string>& paths);
+ImageInputs process_images(const image::ImageProcessor& processor, const std::vector<std::string>& paths);
 
 // From a Hugging Face directory or an ovr checkpoint (both name forms); eval mode.
 Qwen2_5_VL load_qwen2_5_vl(const std::string& path);

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "dist/kernel_launch.h"
+#include "ops/kernel_launch.h"
 #include "kernels/gae.h"
 
 namespace ovr::rl {
@@ -62,8 +62,8 @@ Advantages gae(const at::Tensor& rewards, const at::Tensor& values, const std::v
   g.n = r.numel(), g.sequences = int64_t(offsets.size()) - 1, g.gamma = gamma, g.lambda = lambda;
   g.rewards = r.data_ptr<float>(), g.values = v.data_ptr<float>(), g.offsets = off.data_ptr<int64_t>();
   g.advantages = a.data_ptr<float>(), g.returns = ret.data_ptr<float>();
-  const dist::KernelLaunch on = dist::kernel_launch(r);
-  dist::run_kernel([&] { kernels::gae(on.device, g, on.stream); });
+  const ops::KernelLaunch on = ops::kernel_launch(r);
+  ops::run_kernel([&] { kernels::gae(on.device, g, on.stream); });
   return {a.to(rewards.scalar_type()), ret.to(rewards.scalar_type())};
 }
 

@@ -10,20 +10,22 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mpi_runtime.h"
+#include "common/seeded_order.h"
+#include "engine/engine_setup.h"
+#include "engine/generation.h"
+#include "engine/prompt.h"
+#include "image/image_processor.h"
 #include "io/fs.h"
 #include "io/tensor_store.h"
-#include "model/image_processor.h"
 #include "model/qwen2_5_vl.h"
-#include "rl/engine_setup.h"
-#include "rl/generation.h"
-#include "rl/prompts.h"
 #include "reward/reward.h"
+#include "rl/curriculum.h"
 #include "rl/rollout_store.h"
 
 namespace ovr::rl {
 
 void add_rollout_options(Config& cfg) {
-  add_engine_options(cfg, /*default_temperature=*/1.0);
+  engine::add_engine_options(cfg, /*default_temperature=*/1.0);
   cfg.options().add_options()
       ("policy", po::value<std::string>()->required(), "the policy: an ovr checkpoint (file or directory with latest) or a Hugging Face model")
       ("prompts", po::value<std::string>()->required(), "prompts JSONL: {\"id\", \"prompt\" | \"messages\", \"answer\", [\"image\"]}")
@@ -39,17 +41,6 @@ void add_rollout_options(Config& cfg) {
       ("metrics", po::value<std::string>()->default_value(""), "append the iteration's figures to this JSONL (default: rollout_metrics.jsonl beside --output)");
 }
 
-namespace {
-
-uint64_t mix(uint64_t a, uint64_t b) {  // one SplitMix64 step of a ^ b: stream seeds per iteration
-  uint64_t z = (a ^ (b * 0x9E3779B97F4A7C15ull)) + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
-
 int run_rollout(const Config& cfg) {
   const int rank = world_rank(), ranks = world_size();
   const std::string policy_path = cfg.get<std::string>("policy"), output = cfg.get<std::string>("output");
@@ -59,18 +50,18 @@ int run_rollout(const Config& cfg) {
   if (iteration < 0) throw ConfigError("--iteration: must be >= 0");
   if (per_iter < 1) throw ConfigError("--prompts-per-iteration: must be at least 1");
   if (n < 1) throw ConfigError("--n: must be at least 1");
-  apply_prompt_template(tmpl, "");  // validates the name
+  engine::apply_prompt_template(tmpl, "");  // validates the name
   const LengthSchedule schedule = parse_length_schedule(cfg.get<std::string>("length-schedule"));
   const int64_t max_new = cfg.get<int64_t>("max-new-tokens") > 0 ? cfg.get<int64_t>("max-new-tokens") : schedule.at(iteration);
-  EngineOptions eo = engine_options(cfg);
+  engine::EngineOptions eo = engine::engine_options(cfg);
   eo.max_new_tokens = max_new;
-  eo.seed = mix(cfg.get<uint64_t>("seed"), uint64_t(iteration));
+  eo.seed = mix_seed(cfg.get<uint64_t>("seed"), uint64_t(iteration));
 
   // ---- inputs ----
-  const std::vector<PromptRow> rows = load_prompts(cfg.get<std::string>("prompts"));
-  const model::Tokenizer tok = load_tokenizer(cfg, policy_path);
-  Policy policy = load_policy(policy_path, cfg.get<std::string>("device"));
-  const model::ImageProcessor processor = load_image_processor(cfg);
+  const std::vector<engine::PromptRow> rows = engine::load_prompts(cfg.get<std::string>("prompts"));
+  const text::Tokenizer tok = engine::load_tokenizer(cfg, policy_path);
+  engine::Policy policy = engine::load_policy(policy_path, cfg.get<std::string>("device"));
+  const image::ImageProcessor processor = engine::load_image_processor(cfg);
 
   // ---- this rank's prompts: a contiguous share of the iteration's ----
   const std::vector<int64_t> chosen = iteration_rows(int64_t(rows.size()), per_iter, iteration, cfg.get<uint64_t>("seed"));
@@ -82,39 +73,39 @@ int run_rollout(const Config& cfg) {
   out.max_new_tokens = max_new;
   out.model_config = policy.model_config;
   out.run_config = cfg.to_json().dump();
-  std::vector<GenerationRequest> requests;
+  std::vector<engine::GenerationRequest> requests;
   std::vector<bool> has_image;
   for (int64_t k = first; k < last; ++k) {
-    const PromptRow& row = rows[size_t(chosen[size_t(k)])];
+    const engine::PromptRow& row = rows[size_t(chosen[size_t(k)])];
     RolloutGroup g{row.index, row.id, {}, row.answer, row.images};
-    requests.push_back(prepare_request(row, tmpl, tok, policy, processor, n, &g.prompt_tokens));
+    requests.push_back(engine::prepare_request(row, tmpl, tok, policy, processor, n, &g.prompt_tokens));
     has_image.push_back(!row.images.empty());
     out.groups.push_back(std::move(g));
   }
 
   // ---- generate, scoring each response as it finishes ----
-  eo.eos_ids = stop_token_ids(policy, tok);
-  eo.suppressed_ids = placeholder_token_ids(policy);
+  eo.eos_ids = engine::stop_token_ids(policy, tok);
+  eo.suppressed_ids = engine::placeholder_token_ids(policy);
   reward::RewardOptions ro;
   ro.extract.require_answer_tag = cfg.get<bool>("answer-tag");
   std::map<std::pair<int64_t, int>, reward::RewardResult> scores;  // (prompt id, sample) -> reward
   std::map<int64_t, size_t> group_of;
   for (size_t i = 0; i < requests.size(); ++i) group_of[requests[i].prompt_id] = i;
   const auto t0 = std::chrono::steady_clock::now();
-  GenerationEngine engine(policy.model.lm, eo);
-  const std::vector<GeneratedSample> samples = engine.generate(requests, [&](const GeneratedSample& s) {
+  engine::GenerationEngine generator(policy.model.lm, eo);
+  const std::vector<engine::GeneratedSample> samples = generator.generate(requests, [&](const engine::GeneratedSample& s) {
     const std::string text = tok.decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), /*skip_special=*/true);
     scores[{s.prompt_id, s.sample_index}] =
         reward::score_response(text, out.groups[group_of[s.prompt_id]].answer, s.finish_reason == "length", ro);
   });
-  const EngineStats es = engine.stats();
+  const engine::EngineStats es = generator.stats();
 
   // figures: [reward text, count text, reward image, count image, all-correct groups, none-correct
   // groups, groups, tokens, truncated, samples]; max length
   double f[10] = {0};
   int64_t max_len = 0;
   std::vector<double> group_sum(requests.size(), 0.0);
-  for (const GeneratedSample& s : samples) {
+  for (const engine::GeneratedSample& s : samples) {
     const size_t g = group_of[s.prompt_id];
     const reward::RewardResult& r = scores.at({s.prompt_id, s.sample_index});
     RolloutSample rs{int64_t(g), s.sample_index, std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), s.logprobs,

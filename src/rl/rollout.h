@@ -1,5 +1,5 @@
 // ovr_rollout: one RL iteration's sampling. Each rank takes a contiguous share of the
-// iteration's prompts (rl/prompts.h), samples n responses per prompt with the generation engine
+// iteration's prompts (engine/prompt.h), samples n responses per prompt with the generation engine
 // (per-sequence random streams seeded by (seed, iteration, prompt, sample), so the samples do not
 // depend on the number of ranks), scores each response as it finishes (reward/reward.h), and all
 // ranks write one rollout file together (rl/rollout_store.h). Rank 0 reports the iteration:

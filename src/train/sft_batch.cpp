@@ -61,7 +61,7 @@ SftBatch make_sft_batch(const SftDataset& data, const std::vector<const PackedRo
   return b;
 }
 
-TargetStates hidden_at_targets(model::Qwen2_5_VL& m, const SftBatch& b, const model::ImageProcessor* processor,
+TargetStates hidden_at_targets(model::Qwen2_5_VL& m, const SftBatch& b, const image::ImageProcessor* processor,
                                bool train_vision) {
   const at::Device device = m.lm->model->embed_tokens->weight.device();
   const at::Tensor input_ids = b.input_ids.to(device);
@@ -85,16 +85,16 @@ TargetStates hidden_at_targets(model::Qwen2_5_VL& m, const SftBatch& b, const mo
   return {hidden.index({valid}), labels.index({valid})};
 }
 
-TokenLogprobs target_logprobs(model::Qwen2_5_VL& m, const TargetStates& s, bool with_entropy) {
-  return fused_logprob(s.hidden, m.lm->output_weight(), s.targets, with_entropy);
+ops::TokenLogprobs target_logprobs(model::Qwen2_5_VL& m, const TargetStates& s, bool with_entropy) {
+  return ops::fused_logprob(s.hidden, m.lm->output_weight(), s.targets, with_entropy);
 }
 
-at::Tensor sft_loss_sum(model::Qwen2_5_VL& m, const SftBatch& b, const model::ImageProcessor* processor,
+at::Tensor sft_loss_sum(model::Qwen2_5_VL& m, const SftBatch& b, const image::ImageProcessor* processor,
                         bool train_vision) {
   // Hidden states only where there is a target, and no logits at all: the fused kernel folds the
   // vocabulary projection into the log-prob tile by tile.
   const TargetStates s = hidden_at_targets(m, b, processor, train_vision);
-  return fused_nll_sum(s.hidden, m.lm->output_weight(), s.targets);
+  return ops::fused_nll_sum(s.hidden, m.lm->output_weight(), s.targets);
 }
 
 }  // namespace ovr::train

@@ -10,9 +10,9 @@
 
 #include <vector>
 
-#include "model/image_processor.h"
+#include "image/image_processor.h"
 #include "model/qwen2_5_vl.h"
-#include "train/fused_logprob_op.h"
+#include "ops/fused_logprob_op.h"
 #include "train/sft_data.h"
 
 namespace ovr::train {
@@ -41,16 +41,16 @@ SftBatch make_sft_batch(const SftDataset& data, const std::vector<const PackedRo
 struct TargetStates {
   at::Tensor hidden, targets;
 };
-TargetStates hidden_at_targets(model::Qwen2_5_VL& model, const SftBatch& batch, const model::ImageProcessor* processor,
+TargetStates hidden_at_targets(model::Qwen2_5_VL& model, const SftBatch& batch, const image::ImageProcessor* processor,
                                bool train_vision);
 
 // log p(target | prefix) of every target [targets], fp32 (differentiable), and with `with_entropy`
 // the entropy of each next-token distribution too (PPO's entropy bonus), through the fused log-prob
-// kernel: the [targets, vocab] logits are never formed (train/fused_logprob_op.h).
-TokenLogprobs target_logprobs(model::Qwen2_5_VL& model, const TargetStates& states, bool with_entropy = false);
+// kernel: the [targets, vocab] logits are never formed (ops/fused_logprob_op.h).
+ops::TokenLogprobs target_logprobs(model::Qwen2_5_VL& model, const TargetStates& states, bool with_entropy = false);
 
 // Sum over the batch's targets of -log p(target | prefix), fp32, differentiable.
-at::Tensor sft_loss_sum(model::Qwen2_5_VL& model, const SftBatch& batch, const model::ImageProcessor* processor,
+at::Tensor sft_loss_sum(model::Qwen2_5_VL& model, const SftBatch& batch, const image::ImageProcessor* processor,
                         bool train_vision);
 
 }  // namespace ovr::train

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "io/checksum.h"
+#include "common/seeded_order.h"
 #include "io/fs.h"
 
 namespace ovr::train {
@@ -14,8 +15,8 @@ namespace ovr::train {
 namespace {
 
 // One row of a JSONL file -> a document (throws ovr::Error without the location; the caller adds it).
-SftDocument parse_row(const std::string& line, const std::string& dir, const model::Tokenizer& tok,
-                      const model::ImageProcessor* processor, const model::ChatOptions& chat) {
+SftDocument parse_row(const std::string& line, const std::string& dir, const text::Tokenizer& tok,
+                      const image::ImageProcessor* processor, const text::ChatOptions& chat) {
   nlohmann::json row;
   try {
     row = nlohmann::json::parse(line);
@@ -23,38 +24,31 @@ SftDocument parse_row(const std::string& line, const std::string& dir, const mod
     throw Error(std::string("not valid JSON (") + e.what() + ")");
   }
   if (!row.is_object() || !row.contains("messages")) throw Error("expected {\"messages\": [...]}");
-  const auto messages = model::chat_messages_from_json(row["messages"]);
+  const auto messages = text::chat_messages_from_json(row["messages"]);
   bool has_assistant = false;
   for (const auto& m : messages) has_assistant |= m.role == "assistant";
   if (!has_assistant) throw Error("no assistant message: nothing to learn from");
 
   SftDocument doc;
   std::vector<int64_t> pad_counts;
-  for (const std::string& src : model::chat_image_sources(row["messages"])) {
+  for (const std::string& src : text::chat_image_sources(row["messages"])) {
     if (src.empty()) throw Error("an image item names no file");
     if (!processor) throw Error("has an image, but this model has no vision tower");
     const std::string path = src.front() == '/' ? src : io::join_path(dir, src);
-    const model::ProcessedImage img = processor->process_file(path);
+    const image::ProcessedImage img = processor->process_file(path);
     doc.images.push_back({path, img.grid_thw});
     pad_counts.push_back(img.num_image_tokens());
   }
-  model::ChatTokens t = model::apply_chat_template(tok, messages, pad_counts, chat);
+  text::ChatTokens t = text::apply_chat_template(tok, messages, pad_counts, chat);
   doc.ids = std::move(t.ids);
   doc.loss_mask = std::move(t.assistant_mask);
   return doc;
 }
 
-uint64_t splitmix64(uint64_t* state) {
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 }  // namespace
 
-SftDataset load_sft_jsonl(const std::vector<std::string>& paths, const model::Tokenizer& tok,
-                          const model::ImageProcessor* images, const SftDataOptions& options) {
+SftDataset load_sft_jsonl(const std::vector<std::string>& paths, const text::Tokenizer& tok,
+                          const image::ImageProcessor* images, const SftDataOptions& options) {
   if (options.overlong != "truncate" && options.overlong != "drop")
     throw ConfigError("--overlong: expected truncate or drop, got '" + options.overlong + "'");
   SftDataset data;
@@ -100,20 +94,6 @@ SftDataset load_sft_jsonl(const std::vector<std::string>& paths, const model::To
   }
   if (data.docs.empty()) throw Error("no usable training documents in " + (paths.empty() ? std::string("(no --data)") : paths[0]));
   return data;
-}
-
-std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
-  uint64_t state = seed * 0x100000001B3ull ^ uint64_t(epoch);
-  for (int64_t i = n - 1; i > 0; --i) {
-    // Unbiased index in [0, i] by rejection (i + 1 is far below 2^64, so rejections are rare).
-    const uint64_t range = uint64_t(i) + 1, limit = UINT64_MAX - UINT64_MAX % range;
-    uint64_t r;
-    do r = splitmix64(&state); while (r >= limit);
-    std::swap(order[size_t(i)], order[size_t(r % range)]);
-  }
-  return order;
 }
 
 std::vector<PackedRow> pack_rows(const std::vector<int64_t>& order, const std::vector<SftDocument>& docs,

@@ -5,7 +5,7 @@
 //   {"messages": [{"role": "system"|"user"|"assistant", "content": "text" | [
 //       {"type": "text", "text": ...}, {"type": "image", "image": "PATH"}]}]}
 // rendered with Qwen2.5-VL's chat template; the loss is taken on assistant tokens only (see
-// model/chat_template.h). Image paths are relative to the JSONL file's folder.
+// text/chat_template.h). Image paths are relative to the JSONL file's folder.
 //
 // Plan: each epoch shuffles the documents with its own seed (seed, epoch) and, with packing, fills
 // rows of seq_len tokens greedily in that order: a document that does not fit in the current row
@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "model/chat_template.h"
-#include "model/image_processor.h"
-#include "model/tokenizer.h"
+#include "text/chat_template.h"
+#include "image/image_processor.h"
+#include "text/tokenizer.h"
 
 namespace ovr::train {
 
@@ -40,7 +40,7 @@ struct SftDataOptions {
   int64_t seq_len = 4096;
   std::string overlong = "truncate";  // truncate | drop: documents longer than seq_len
   bool skip_bad_rows = false;          // count malformed rows instead of failing on the first
-  model::ChatOptions chat;
+  text::ChatOptions chat;
 };
 
 struct SftDataset {
@@ -52,12 +52,8 @@ struct SftDataset {
 // Reads and tokenizes the files in order. A malformed row is an ovr::Error "FILE:LINE: what",
 // or, with skip_bad_rows, counted. `images` may be null when no row has images (an image row is
 // then an error naming it).
-SftDataset load_sft_jsonl(const std::vector<std::string>& paths, const model::Tokenizer& tok,
-                          const model::ImageProcessor* images, const SftDataOptions& options);
-
-// A permutation of 0..n-1 from (seed, epoch): Fisher-Yates driven by SplitMix64, identical on
-// every platform and standard library.
-std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch);
+SftDataset load_sft_jsonl(const std::vector<std::string>& paths, const text::Tokenizer& tok,
+                          const image::ImageProcessor* images, const SftDataOptions& options);
 
 struct PackedRow {
   std::vector<int64_t> docs;  // document indices, in row order

@@ -1,6 +1,6 @@
 # The RL stage as users run it: rollouts are the same on 1 and 2 ranks, a 3-iteration
-# rollout -> ppo loop under mpiexec -n 2 that is killed and restarted ends exactly where an
-# uninterrupted one does, and bad input gets one clear line.
+# rollout -> ppo loop under mpiexec -n 2 (GAE with a critic, and GRPO without) that is killed and
+# restarted ends exactly where an uninterrupted one does, and bad input gets one clear line.
 source "$(dirname "$0")/lib.sh"
 TOK="$REPO/inputs/tiny/tokenizer.json"
 PROMPTS="$REPO/inputs/tiny/rl_arith.jsonl"
@@ -52,6 +52,27 @@ echo "ok: killed and restarted loop = uninterrupted loop"
 lines=$(wc -l <"$WORK/full/policy/ppo_metrics.jsonl")
 [ "$lines" = 3 ] || { echo "FAIL: $lines PPO metric lines"; FAILED=1; }
 
+# 2b. The same with GRPO (no critic): killed part-way and restarted = uninterrupted; no critic files.
+GRPO=(--advantage grpo --warmup-steps 0 --policy-lr 5e-5 --seq-len 512 --minibatches 2)
+expect_status 0 "GRPO loop, 3 iterations" -- bash "$REPO/jobs/local/rl.sh" "$WORK/gfull" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${GRPO[@]}"
+setsid bash "$REPO/jobs/local/rl.sh" "$WORK/gcut" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${GRPO[@]}" >"$WORK/gcut.txt" 2>&1 &
+pid=$!
+for _ in $(seq 600); do [ -f "$WORK/gcut/rollouts/iter_000001.h5" ] && break; sleep 0.1; done
+sleep 0.5
+kill -KILL -- -$pid 2>/dev/null; wait $pid 2>/dev/null
+[ -f "$WORK/gcut/policy/step_00000003.h5" ] && { echo "FAIL: the GRPO loop finished before it was killed"; FAILED=1; }
+expect_status 0 "GRPO loop restarted after kill -9" -- bash "$REPO/jobs/local/rl.sh" "$WORK/gcut" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${GRPO[@]}"
+for g in /model /optim /state; do
+  h5diff "$WORK/gfull/policy/step_00000003.h5" "$WORK/gcut/policy/step_00000003.h5" $g $g >/dev/null \
+    || { echo "FAIL: GRPO policy $g differs after kill and restart"; FAILED=1; }
+done
+[ -e "$WORK/gfull/critic" ] && { echo "FAIL: GRPO made a critic directory"; FAILED=1; }
+[ "$(grep -c '"advantage":"grpo"' "$WORK/gfull/policy/ppo_metrics.jsonl")" = 3 ] || { echo "FAIL: GRPO metric lines"; FAILED=1; }
+grep -q '"value_loss"' "$WORK/gfull/policy/ppo_metrics.jsonl" && { echo "FAIL: GRPO reports a value loss"; FAILED=1; }
+h5diff -q "$WORK/full/policy/step_00000001.h5" "$WORK/gfull/policy/step_00000001.h5" /model /model >/dev/null \
+  && { echo "FAIL: GRPO and GAE made the same update"; FAILED=1; }
+echo "ok: GRPO loop killed and restarted = uninterrupted, no critic"
+
 # 3. An image prompt goes through the vision tower in rollout and in PPO.
 IMG="$REPO/tests/fixtures/image_processor/images/pattern_56x84.png"
 printf '%s\n' "{\"id\": \"img\", \"prompt\": \"What is 2+3?\", \"image\": \"$IMG\", \"answer\": \"5\"}" \
@@ -71,6 +92,10 @@ expect_output "bad.jsonl:2: expected \"prompt\" (text) or \"messages\"" "row nam
 expect_status 2 "bad length schedule" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$PROMPTS" -o "$WORK/x.h5" --tokenizer "$TOK" --length-schedule 5:100
 expect_output "--length-schedule" "option named"
 expect_status 2 "dual clip below 1" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --dual-clip 0.5
+expect_status 2 "unknown advantage estimator" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --advantage ppo
+expect_output "--advantage: expected gae, grpo or rloo, got 'ppo'" "estimator named"
+expect_status 2 "gae without a critic directory" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p"
+expect_output "--critic-output" "option named"
 expect_status 1 "a checkpoint given as rollouts" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$POLICY0" --policy-output "$WORK/p" --critic-output "$WORK/c"
 expect_output "not a rollout file" "wrong file named"
 [ ! -e "$WORK/x.h5" ] || { echo "FAIL: a failed rollout left a file"; FAILED=1; }

@@ -49,8 +49,8 @@ GTEST_INC="-isystem $DEPS/googletest/include"
   echo "g++ -std=c++17 -O2 $GTEST_INC -I$DEPS/googletest -c $DEPS/googletest/src/gtest-all.cc -o $BUILD/obj/gtest_all.o"
   echo "g++ -std=c++17 -O2 $GTEST_INC -c $DEPS/googletest/src/gtest_main.cc -o $BUILD/obj/gtest_main.o"
   for f in tests/*_cuda_test.cpp; do echo "g++ $BASE $GTEST_INC -c $f -o $BUILD/obj/t_$(basename $f .cpp).o"; done
-  echo "g++ $BASE $TORCH_INC -DOVR_TORCH_CUDA -c src/train/fused_logprob_op.cpp -o $BUILD/obj/c_fused_logprob_op.o"
-  echo "g++ $BASE $TORCH_INC -DOVR_TORCH_CUDA -c src/dist/kernel_launch.cpp -o $BUILD/obj/c_kernel_launch.o"
+  echo "g++ $BASE $TORCH_INC -DOVR_TORCH_CUDA -c src/ops/fused_logprob_op.cpp -o $BUILD/obj/c_fused_logprob_op.o"
+  echo "g++ $BASE $TORCH_INC -DOVR_TORCH_CUDA -c src/ops/kernel_launch.cpp -o $BUILD/obj/c_kernel_launch.o"
   for f in tests/gpu/kernel_check_main.cpp tests/gpu/check_*.cpp; do
     echo "g++ $BASE $TORCH_INC -c $f -o $BUILD/obj/c_$(basename $f .cpp).o"
   done
@@ -59,8 +59,8 @@ GTEST_INC="-isystem $DEPS/googletest/include"
     echo "g++ $BASE $TORCH_INC -c bench/fused_logprob_torch_baseline.cpp -o $BUILD/obj/b_fused_logprob_torch_baseline.o"
   fi
   if [ "${SKIP_MODEL:-0}" != 1 ]; then
-    for f in src/model/qwen2.cpp src/model/fused_ops.cpp src/model/rotary.cpp src/model/qwen2_config.cpp src/rl/generation.cpp \
-             src/rl/paged_kv_cache.cpp src/rl/sampling.cpp src/io/fs.cpp src/io/safetensors.cpp src/io/dtype.cpp \
+    for f in src/model/qwen2.cpp src/ops/fused_ops.cpp src/model/rotary.cpp src/model/qwen2_config.cpp src/engine/generation.cpp \
+             src/engine/paged_kv_cache.cpp src/engine/sampling.cpp src/io/fs.cpp src/io/safetensors.cpp src/io/dtype.cpp \
              tests/gpu/model_cuda_check.cpp; do
       echo "g++ $BASE $TORCH_INC -c $f -o $BUILD/obj/m_$(basename $f .cpp).o"
     done

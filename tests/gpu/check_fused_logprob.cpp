@@ -1,11 +1,11 @@
 // GPU check of the fused linear log-prob, through the LibTorch op the trainers use
-// (train/fused_logprob_op.h): CUDA against the CPU twin, and against the plain way (matmul,
+// (ops/fused_logprob_op.h): CUDA against the CPU twin, and against the plain way (matmul,
 // log_softmax, gather, autograd) in time and peak memory at T = 8192, V = 151936, H = 3584.
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
 #include "tests/gpu/kernel_check.h"
-#include "train/fused_logprob_op.h"
+#include "ops/fused_logprob_op.h"
 
 namespace ovr::gpucheck {
 
@@ -42,7 +42,7 @@ struct Result {
 // Loss = sum g_logprob * logprob + g_entropy * entropy, backward to both inputs.
 Result run_fused(const Inputs& in, bool with_entropy) {
   at::Tensor h = in.hidden.detach().requires_grad_(true), w = in.weight.detach().requires_grad_(true);
-  const auto out = train::fused_logprob(h, w, in.targets, with_entropy);
+  const auto out = ops::fused_logprob(h, w, in.targets, with_entropy);
   at::Tensor loss = (out.logprob * in.g_logprob).sum();
   if (with_entropy) loss = loss + (out.entropy * in.g_entropy).sum();
   loss.backward();
@@ -126,7 +126,7 @@ void check_fused_logprob() {
     const int64_t T = 8192;
     Inputs in = make_inputs(T, at::kBFloat16, at::kCUDA);
     torch::NoGradGuard no_grad;
-    auto fused = [&] { return train::fused_logprob(in.hidden, in.weight, in.targets).logprob; };
+    auto fused = [&] { return ops::fused_logprob(in.hidden, in.weight, in.targets).logprob; };
     auto plain = [&] {
       return at::log_softmax(at::matmul(in.hidden, in.weight.t()).to(at::kFloat), -1)
           .gather(1, in.targets.unsqueeze(1))

@@ -12,7 +12,7 @@
 
 #include "io/safetensors.h"
 #include "model/qwen2.h"
-#include "rl/generation.h"
+#include "engine/generation.h"
 
 using namespace ovr;
 
@@ -76,21 +76,21 @@ int main(int argc, char** argv) {
     failures += e > tol;
     std::printf("%-52s %12.2e %8s\n", (std::string(fp32 ? "fp32" : "bf16") + " logits, 200 tokens, rel err").c_str(), e, e <= tol ? "ok" : "FAIL");
     // Greedy generation through the engine (paged KV cache on the GPU).
-    rl::EngineOptions o;
+    engine::EngineOptions o;
     o.sampling.greedy = true;
     o.eos_ids = {511};
     o.max_new_tokens = 16;
     o.block_size = 4;
     const at::Tensor prompts = ref.at("gen_prompt_ids"), pmask = ref.at("gen_prompt_mask"), want = ref.at("gen_output_ids");
-    std::vector<rl::GenerationRequest> reqs;
+    std::vector<engine::GenerationRequest> reqs;
     for (int64_t r = 0; r < prompts.size(0); ++r) {
-      rl::GenerationRequest q;
+      engine::GenerationRequest q;
       q.prompt_id = r;
       for (int64_t j = 0; j < prompts.size(1); ++j)
         if (pmask[r][j].item<int64_t>()) q.prompt_ids.push_back(prompts[r][j].item<int64_t>());
       reqs.push_back(q);
     }
-    const auto out = rl::GenerationEngine(lm, o).generate(reqs);
+    const auto out = engine::GenerationEngine(lm, o).generate(reqs);
     int same = 0, total = 0;
     for (size_t r = 0; r < out.size(); ++r)
       for (size_t j = 0; j < out[r].tokens.size(); ++j, ++total)
@@ -113,20 +113,20 @@ int main(int argc, char** argv) {
   std::printf("\n0.5B-shaped Qwen2, bf16, prompt 128, 128 new tokens, top-p 0.95\n%6s %14s %14s %10s\n", "batch", "decode tok/s",
               "prefill tok/s", "sampling");
   for (int batch : {1, 16, 64, 256}) {
-    rl::EngineOptions o;
+    engine::EngineOptions o;
     o.max_batch = batch;
     o.max_new_tokens = 128;
     o.sampling.top_p = 0.95;
-    std::vector<rl::GenerationRequest> reqs(static_cast<size_t>(batch));
+    std::vector<engine::GenerationRequest> reqs(static_cast<size_t>(batch));
     for (int i = 0; i < batch; ++i) {
       reqs[size_t(i)].prompt_id = i;
       for (int j = 0; j < 128; ++j) reqs[size_t(i)].prompt_ids.push_back((i * 131 + j * 7) % 150000);
     }
-    rl::GenerationEngine engine(big, o);
+    engine::GenerationEngine generator(big, o);
     torch::cuda::synchronize();
-    engine.generate(reqs);
+    generator.generate(reqs);
     torch::cuda::synchronize();
-    const auto& s = engine.stats();
+    const auto& s = generator.stats();
     std::printf("%6d %14.0f %14.0f %9.0f%%\n", batch, s.decode_tokens / s.decode_seconds, s.prefill_tokens / s.prefill_seconds,
                 100 * s.sampling_seconds / (s.decode_seconds + s.prefill_seconds));
   }
