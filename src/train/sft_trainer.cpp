@@ -184,200 +184,260 @@ nlohmann::json plan_identity(const Settings& s, const SftDataset& data) {
           {"seq_len", s.seq_len}, {"packing", s.packing}, {"global_batch", s.global_batch}, {"epochs", s.epochs}};
 }
 
-}  // namespace
+// ---- the steps of run_sft ----
 
-int run_sft(const Config& cfg) {
-  const Settings s = read_settings(cfg);
-  const int rank = world_rank(), ranks = world_size();
-  install_stop_signals();
+// This rank's device (one GPU per rank on a node, or the CPU) and the communicator between ranks.
+struct Placement {
+  bool cuda = false;
+  at::Device device{at::kCPU};
+  std::unique_ptr<dist::Communicator> comm;
+};
 
-  // ---- device and communicator ----
-  const bool cuda = s.device == "cuda" || (s.device == "auto" && torch::cuda::is_available());
-  if (cuda && !torch::cuda::is_available()) throw ConfigError("--device cuda: this LibTorch build or machine has no CUDA device");
-  const at::Device device = cuda ? at::Device(at::kCUDA, int(local_rank() % torch::cuda::device_count())) : at::Device(at::kCPU);
-  const std::string comm_kind = s.comm == "auto" ? (cuda ? "nccl" : "mpi") : s.comm;
-  if (comm_kind == "nccl" && !cuda) throw ConfigError("--comm nccl needs --device cuda");
-  if (comm_kind == "mpi" && cuda) throw ConfigError("--comm mpi works on host memory: use --device cpu, or --comm nccl on GPUs");
-  std::unique_ptr<dist::Communicator> comm = comm_kind == "nccl"
-                                                 ? dist::make_nccl_communicator(MPI_COMM_WORLD, device.index())
-                                                 : dist::make_mpi_communicator(MPI_COMM_WORLD);
+Placement place_on_devices(const Settings& s) {
+  Placement p;
+  p.cuda = s.device == "cuda" || (s.device == "auto" && torch::cuda::is_available());
+  if (p.cuda && !torch::cuda::is_available()) throw ConfigError("--device cuda: this LibTorch build or machine has no CUDA device");
+  if (p.cuda) p.device = at::Device(at::kCUDA, int(local_rank() % torch::cuda::device_count()));
+  const std::string kind = s.comm == "auto" ? (p.cuda ? "nccl" : "mpi") : s.comm;
+  if (kind == "nccl" && !p.cuda) throw ConfigError("--comm nccl needs --device cuda");
+  if (kind == "mpi" && p.cuda) throw ConfigError("--comm mpi works on host memory: use --device cpu, or --comm nccl on GPUs");
+  p.comm = kind == "nccl" ? dist::make_nccl_communicator(MPI_COMM_WORLD, p.device.index())
+                          : dist::make_mpi_communicator(MPI_COMM_WORLD);
+  return p;
+}
 
-  // ---- model, tokenizer, data ----
-  model::Qwen2_5_VL m = model::load_qwen2_5_vl(s.init);
-  const std::string model_config = io::open_model_source(s.init)->model_config();
-  m.lm->checkpoint_activations = s.checkpoint_activations;
+// What the loop trains on: the model, its image processor, the tokenized data and the plan of
+// every step's rows.
+struct SftRun {
+  model::Qwen2_5_VL m;
+  std::string model_config;
+  std::optional<image::ImageProcessor> processor;
+  SftDataset data;
+  TrainingPlan plan;
+  std::vector<NamedTensor> params;  // all, in checkpoint order
+  bool train_vision = false;
+};
+
+void load_model_and_data(const Settings& s, SftRun* run) {
+  run->m = model::load_qwen2_5_vl(s.init);
+  run->model_config = io::open_model_source(s.init)->model_config();
+  run->m.lm->checkpoint_activations = s.checkpoint_activations;
   const std::string tok_path = !s.tokenizer.empty() ? s.tokenizer : s.init;
   if (s.tokenizer.empty() && !io::path_exists(io::join_path(s.init, "tokenizer.json")))
     throw ConfigError("--tokenizer: required (" + s.init + " is not a directory holding tokenizer.json)");
-  const model::Tokenizer tok(tok_path);
-  std::optional<model::ImageProcessor> processor;
-  if (m.visual) {
+  const text::Tokenizer tok(tok_path);
+  if (run->m.visual) {
     std::string pre = s.preprocessor;
     if (pre.empty() && io::path_exists(io::join_path(s.init, "preprocessor_config.json"))) pre = s.init;
-    processor.emplace(pre.empty() ? model::ImageProcessorOptions{} : model::ImageProcessorOptions::from_json_file(pre));
+    run->processor.emplace(pre.empty() ? image::ImageProcessorOptions{} : image::ImageProcessorOptions::from_json_file(pre));
   }
   SftDataOptions data_opt;
   data_opt.seq_len = s.seq_len;
   data_opt.overlong = s.overlong;
   data_opt.skip_bad_rows = s.skip_bad_rows;
-  const SftDataset data = load_sft_jsonl(s.data, tok, processor ? &*processor : nullptr, data_opt);
-  const TrainingPlan plan = plan_training(data, s.epochs, s.seed, s.seq_len, s.packing, s.global_batch);
-  if (plan.total_steps == 0)
+  run->data = load_sft_jsonl(s.data, tok, run->processor ? &*run->processor : nullptr, data_opt);
+  run->plan = plan_training(run->data, s.epochs, s.seed, s.seq_len, s.packing, s.global_batch);
+  if (run->plan.total_steps == 0)
     throw ConfigError("--global-batch " + std::to_string(s.global_batch) + " is more rows than an epoch has (" +
-                      std::to_string(plan.epochs[0].size()) + ")");
+                      std::to_string(run->plan.epochs[0].size()) + ")");
+  const SftDataset& d = run->data;
   log::info("data: %zu documents (%lld malformed rows skipped, %lld truncated, %lld dropped over --seq-len, %lld without "
             "targets); %lld steps of %lld rows over %lld epoch(s); %lld rows left out at epoch ends",
-            data.docs.size(), (long long)data.bad_rows, (long long)data.truncated, (long long)data.dropped_overlong,
-            (long long)data.dropped_no_loss, (long long)plan.total_steps, (long long)s.global_batch, (long long)s.epochs,
-            (long long)plan.rows_left_out);
+            d.docs.size(), (long long)d.bad_rows, (long long)d.truncated, (long long)d.dropped_overlong,
+            (long long)d.dropped_no_loss, (long long)run->plan.total_steps, (long long)s.global_batch, (long long)s.epochs,
+            (long long)run->plan.rows_left_out);
+}
 
-  // ---- trainable parameters and the optimizer ----
-  m.lm->to(device);
-  if (m.visual) m.visual->to(device);
+// The model on its device, --train's parameters trainable (the rest frozen), and their ZeRO AdamW.
+std::unique_ptr<dist::ZeroAdamW> make_optimizer(const Settings& s, const Placement& p, SftRun* run) {
+  model::Qwen2_5_VL& m = run->m;
+  m.lm->to(p.device);
+  if (m.visual) m.visual->to(p.device);
   std::vector<dist::ZeroParam> trainable;
-  const std::vector<NamedTensor> params = model_parameters(m);
-  for (const NamedTensor& p : params) {
-    const bool on = train::trained_by(p.name, s.train);
-    p.tensor.requires_grad_(on);
-    if (on) trainable.push_back({p.name, p.tensor, p.tensor.dim() >= 2});
+  run->params = model_parameters(m);
+  for (const NamedTensor& t : run->params) {
+    const bool on = train::trained_by(t.name, s.train);
+    t.tensor.requires_grad_(on);
+    if (on) trainable.push_back({t.name, t.tensor, t.tensor.dim() >= 2});
   }
   if (trainable.empty()) throw ConfigError("--train " + s.train + ": selects no parameter of this model");
-  const bool train_vision = m.visual && (train::trained_by("visual.blocks.0", s.train) || train::trained_by("visual.merger.x", s.train));
+  run->train_vision = m.visual && (train::trained_by("visual.blocks.0", s.train) || train::trained_by("visual.merger.x", s.train));
   m.lm->train();
-  if (m.visual) m.visual->train(train_vision);
-  dist::ZeroAdamW opt(trainable, *comm, s.zero_stage, s.adam, int64_t(s.bucket_mb * (1 << 20) / 4));
+  if (m.visual) m.visual->train(run->train_vision);
+  return std::make_unique<dist::ZeroAdamW>(trainable, *p.comm, s.zero_stage, s.adam, int64_t(s.bucket_mb * (1 << 20) / 4));
+}
 
-  LrSchedule sched{s.schedule, s.lr, s.warmup_steps, plan.total_steps, s.min_lr_ratio};
-  if (s.warmup_steps == 0) sched.warmup_steps = int64_t(s.warmup_ratio * double(plan.total_steps));
-  const nlohmann::json identity = plan_identity(s, data);
-
-  // ---- resume ----
+// Where training stands: the next step and the tokens seen so far.
+struct Cursor {
   int64_t step = 0, tokens_seen = 0;
-  const std::string latest = io::join_path(s.output, "latest");
-  if (io::path_exists(latest)) {
-    if (s.no_resume) throw ConfigError("--no-resume: " + s.output + " already holds a checkpoint");
-    io::CheckpointReader r(s.output, MPI_COMM_WORLD);
-    const auto it = r.attrs().extra.find("sft_plan");
-    if (it == r.attrs().extra.end()) throw Error(r.path() + ": not an ovr_sft checkpoint (no sft_plan attribute)");
-    const nlohmann::json saved = nlohmann::json::parse(it->second);
-    for (const auto& [key, value] : identity.items())
-      if (saved.value(key, nlohmann::json()) != value)
-        throw Error(r.path() + ": written for " + key + " = " + saved.value(key, nlohmann::json()).dump() + ", this run has " +
-                    value.dump() + "; resuming would train on other rows (use the same settings, or a new --output)");
-    step = read_state_scalar(r, "/state/step");
-    tokens_seen = read_state_scalar(r, "/state/tokens_seen");
-    int64_t epoch = 0, row = 0;
-    if (step < plan.total_steps) plan.locate(step, s.global_batch, &epoch, &row);
-    if (step > plan.total_steps || read_state_scalar(r, "/state/epoch") != epoch || read_state_scalar(r, "/state/epoch_row") != row)
-      throw Error(r.path() + ": its data cursor does not match this run's plan");
-    opt.load(r, read_state_scalar(r, "/state/optimizer_steps"));
-    log::info("resumed from %s at step %lld (epoch %lld, row %lld) on %d rank(s)", r.path().c_str(), (long long)step,
-              (long long)epoch, (long long)row, ranks);
-    if (rank == 0) {  // metrics after the checkpoint belong to the run that was lost
-      const std::string metrics = io::join_path(s.output, "metrics.jsonl");
-      if (io::path_exists(metrics)) {
-        std::ifstream in(metrics);
-        std::string kept, line;
-        while (std::getline(in, line)) {
-          const auto j = nlohmann::json::parse(line, nullptr, false);
-          if (!j.is_discarded() && j.value("step", int64_t(0)) <= step) kept += line + "\n";
-        }
-        io::write_file_atomic(metrics, kept);
-      }
-    }
-  } else {
-    io::make_dirs(s.output);
+};
+
+// Metrics after the checkpoint belong to the run that was lost: drop their lines (rank 0).
+void drop_metrics_after(const std::string& output, int64_t step) {
+  const std::string metrics = io::join_path(output, "metrics.jsonl");
+  if (!io::path_exists(metrics)) return;
+  std::ifstream in(metrics);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("step", int64_t(0)) <= step) kept += line + "\n";
   }
+  io::write_file_atomic(metrics, kept);
+}
+
+// Continues from --output's latest checkpoint when there is one (same plan, or an error saying
+// which setting differs), else starts at step 0. Collective.
+Cursor resume(const Settings& s, const nlohmann::json& identity, const TrainingPlan& plan, dist::ZeroAdamW& opt) {
+  Cursor c;
+  if (!io::path_exists(io::join_path(s.output, "latest"))) {
+    io::make_dirs(s.output);
+    MPI_Barrier(MPI_COMM_WORLD);
+    return c;
+  }
+  if (s.no_resume) throw ConfigError("--no-resume: " + s.output + " already holds a checkpoint");
+  io::CheckpointReader r(s.output, MPI_COMM_WORLD);
+  const auto it = r.attrs().extra.find("sft_plan");
+  if (it == r.attrs().extra.end()) throw Error(r.path() + ": not an ovr_sft checkpoint (no sft_plan attribute)");
+  const nlohmann::json saved = nlohmann::json::parse(it->second);
+  for (const auto& [key, value] : identity.items())
+    if (saved.value(key, nlohmann::json()) != value)
+      throw Error(r.path() + ": written for " + key + " = " + saved.value(key, nlohmann::json()).dump() + ", this run has " +
+                  value.dump() + "; resuming would train on other rows (use the same settings, or a new --output)");
+  c.step = read_state_scalar(r, "/state/step");
+  c.tokens_seen = read_state_scalar(r, "/state/tokens_seen");
+  int64_t epoch = 0, row = 0;
+  if (c.step < plan.total_steps) plan.locate(c.step, s.global_batch, &epoch, &row);
+  if (c.step > plan.total_steps || read_state_scalar(r, "/state/epoch") != epoch || read_state_scalar(r, "/state/epoch_row") != row)
+    throw Error(r.path() + ": its data cursor does not match this run's plan");
+  opt.load(r, read_state_scalar(r, "/state/optimizer_steps"));
+  log::info("resumed from %s at step %lld (epoch %lld, row %lld) on %d rank(s)", r.path().c_str(), (long long)c.step,
+            (long long)epoch, (long long)row, world_size());
+  if (world_rank() == 0) drop_metrics_after(s.output, c.step);
   MPI_Barrier(MPI_COMM_WORLD);
+  return c;
+}
 
-  const io::DType save_dtype = s.save_dtype == "BF16" ? io::DType::BF16 : io::DType::F32;
-  auto save = [&](int64_t at_step) {
-    io::CheckpointAttrs attrs;
-    attrs.step = at_step;
-    attrs.role = "policy";
-    attrs.model_config = model_config;
-    attrs.run_config = cfg.to_json().dump();
-    attrs.extra["sft_plan"] = identity.dump();
-    int64_t epoch = int64_t(plan.epochs.size()), row = 0;
-    if (at_step < plan.total_steps) plan.locate(at_step, s.global_batch, &epoch, &row);
-    const std::string path = io::join_path(s.output, step_file_name(at_step));
-    write_training_checkpoint(path, attrs, params, save_dtype, opt,
-                              {{"/state/step", at_step}, {"/state/epoch", epoch}, {"/state/epoch_row", row},
-                               {"/state/tokens_seen", tokens_seen}, {"/state/optimizer_steps", opt.steps_taken()},
-                               {"/state/seed", int64_t(s.seed)}});
-    log::info("checkpoint %s", path.c_str());
-    if (s.keep_last > 0 && rank == 0) remove_old_step_files(s.output, s.keep_last);
-  };
+// One optimizer step over the global batch of `step`: this rank's micro-batches, the loss summed
+// over tokens and divided by the global batch's targets (every token weighs the same).
+struct StepResult {
+  int64_t epoch = 0, targets = 0;
+  double loss = 0, lr = 0, grad_norm = 0, tokens = 0;
+};
 
-  // ---- training ----
+StepResult train_step(const Settings& s, const Placement& p, SftRun& run, dist::ZeroAdamW& opt, const LrSchedule& sched,
+                      int64_t step) {
+  const int rank = world_rank();
+  const int64_t rows_per_rank = s.global_batch / world_size(), accumulation = rows_per_rank / s.micro_batch;
+  StepResult r;
+  int64_t row0;
+  run.plan.locate(step, s.global_batch, &r.epoch, &row0);
+  const std::vector<PackedRow>& rows = run.plan.epochs[size_t(r.epoch)];
+  for (int64_t k = row0; k < row0 + s.global_batch; ++k) r.targets += count_targets(run.data, rows[size_t(k)]);
+
+  double sums[2] = {0, 0};  // loss sum, tokens (this rank)
+  for (int64_t k = 0; k < accumulation; ++k) {
+    std::vector<const PackedRow*> micro;
+    for (int64_t j = 0; j < s.micro_batch; ++j)
+      micro.push_back(&rows[size_t(row0 + rank * rows_per_rank + k * s.micro_batch + j)]);
+    const SftBatch batch = make_sft_batch(run.data, micro, run.m.image_token_id,
+                                          run.m.visual ? run.m.visual->config.spatial_merge_size : 2);
+    if (p.cuda) set_cuda_autocast(true);
+    at::Tensor loss_sum = sft_loss_sum(run.m, batch, run.processor ? &*run.processor : nullptr, run.train_vision);
+    if (p.cuda) set_cuda_autocast(false);
+    (loss_sum / double(r.targets)).backward();
+    opt.reduce_micro_batch();
+    sums[0] += loss_sum.item<double>();
+    sums[1] += double(batch.tokens);
+  }
+  r.lr = sched.at(step);
+  r.grad_norm = opt.step(r.lr, s.max_grad_norm);
+  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  r.tokens = sums[1];
+  r.loss = sums[0] / double(r.targets);
+  if (!std::isfinite(r.loss)) throw Error("step " + std::to_string(step + 1) + ": the loss is " + std::to_string(r.loss) + " (diverged)");
+  return r;
+}
+
+// step_N.h5 with the data cursor and the optimizer state; older files beyond --keep-last removed.
+void save_checkpoint(const Settings& s, const std::string& run_config, const nlohmann::json& identity, SftRun& run,
+                     dist::ZeroAdamW& opt, const Cursor& at) {
+  io::CheckpointAttrs attrs;
+  attrs.step = at.step;
+  attrs.role = "policy";
+  attrs.model_config = run.model_config;
+  attrs.run_config = run_config;
+  attrs.extra["sft_plan"] = identity.dump();
+  int64_t epoch = int64_t(run.plan.epochs.size()), row = 0;
+  if (at.step < run.plan.total_steps) run.plan.locate(at.step, s.global_batch, &epoch, &row);
+  const std::string path = io::join_path(s.output, step_file_name(at.step));
+  const io::DType dtype = s.save_dtype == "BF16" ? io::DType::BF16 : io::DType::F32;
+  write_training_checkpoint(path, attrs, run.params, dtype, opt,
+                            {{"/state/step", at.step}, {"/state/epoch", epoch}, {"/state/epoch_row", row},
+                             {"/state/tokens_seen", at.tokens_seen}, {"/state/optimizer_steps", opt.steps_taken()},
+                             {"/state/seed", int64_t(s.seed)}});
+  log::info("checkpoint %s", path.c_str());
+  if (s.keep_last > 0 && world_rank() == 0) remove_old_step_files(s.output, s.keep_last);
+}
+
+}  // namespace
+
+int run_sft(const Config& cfg) {
+  const Settings s = read_settings(cfg);
+  install_stop_signals();
+  const Placement placement = place_on_devices(s);
+  SftRun run;
+  load_model_and_data(s, &run);
+  const std::unique_ptr<dist::ZeroAdamW> opt = make_optimizer(s, placement, &run);
+  LrSchedule sched{s.schedule, s.lr, s.warmup_steps, run.plan.total_steps, s.min_lr_ratio};
+  if (s.warmup_steps == 0) sched.warmup_steps = int64_t(s.warmup_ratio * double(run.plan.total_steps));
+  const nlohmann::json identity = plan_identity(s, run.data);
+  Cursor cursor = resume(s, identity, run.plan, *opt);
+
   log::info("training %lld parameters (%s) of %zu tensors on %d rank(s), %s, ZeRO-%d over %s; optimizer state %.1f MiB per rank",
-            (long long)opt.numel(), s.train.c_str(), params.size(), ranks, device.str().c_str(), s.zero_stage,
-            comm->backend(), opt.state_bytes_per_rank() / 1048576.0);
+            (long long)opt->numel(), s.train.c_str(), run.params.size(), world_size(), placement.device.str().c_str(),
+            s.zero_stage, placement.comm->backend(), opt->state_bytes_per_rank() / 1048576.0);
+  const int rank = world_rank();
   std::FILE* metrics = rank == 0 ? std::fopen(io::join_path(s.output, "metrics.jsonl").c_str(), "a") : nullptr;
   if (rank == 0 && !metrics) throw Error(s.output + "/metrics.jsonl: cannot open for writing");
-  const int64_t rows_per_rank = s.global_batch / ranks, accumulation = rows_per_rank / s.micro_batch;
-  const int64_t first_step = step;
+  const int64_t first_step = cursor.step, total = run.plan.total_steps;
   const auto t_start = std::chrono::steady_clock::now();
   int status = kExitOk;
-  for (; step < plan.total_steps; ++step) {
+  for (; cursor.step < total; ++cursor.step) {
+    const int64_t step = cursor.step;
     const auto t0 = std::chrono::steady_clock::now();
-    int64_t epoch, row0;
-    plan.locate(step, s.global_batch, &epoch, &row0);
-    const std::vector<PackedRow>& rows = plan.epochs[size_t(epoch)];
-    int64_t targets = 0;  // of the whole global batch: every rank knows the plan
-    for (int64_t r = row0; r < row0 + s.global_batch; ++r) targets += count_targets(data, rows[size_t(r)]);
-
-    double sums[2] = {0, 0};  // loss sum, tokens (this rank)
-    for (int64_t k = 0; k < accumulation; ++k) {
-      std::vector<const PackedRow*> micro;
-      for (int64_t j = 0; j < s.micro_batch; ++j)
-        micro.push_back(&rows[size_t(row0 + rank * rows_per_rank + k * s.micro_batch + j)]);
-      const SftBatch batch = make_sft_batch(data, micro, m.image_token_id, m.visual ? m.visual->config.spatial_merge_size : 2);
-      if (cuda) set_cuda_autocast(true);
-      at::Tensor loss_sum = sft_loss_sum(m, batch, processor ? &*processor : nullptr, train_vision);
-      if (cuda) set_cuda_autocast(false);
-      (loss_sum / double(targets)).backward();
-      opt.reduce_micro_batch();
-      sums[0] += loss_sum.item<double>();
-      sums[1] += double(batch.tokens);
-    }
-    const double lr = sched.at(step);
-    const double grad_norm = opt.step(lr, s.max_grad_norm);
-    OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-    tokens_seen += int64_t(sums[1]);
-    const double loss = sums[0] / double(targets);
-    if (!std::isfinite(loss)) throw Error("step " + std::to_string(step + 1) + ": the loss is " + std::to_string(loss) + " (diverged)");
+    const StepResult r = train_step(s, placement, run, *opt, sched, step);
+    cursor.tokens_seen += int64_t(r.tokens);
 
     const auto t1 = std::chrono::steady_clock::now();
     const double dt = std::chrono::duration<double>(t1 - t0).count();
     const double run_time = std::chrono::duration<double>(t1 - t_start).count();
     const int64_t done = step + 1 - first_step;
     if (rank == 0) {
-      nlohmann::json j = {{"step", step + 1}, {"epoch", epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
-                          {"tokens", int64_t(sums[1])}, {"targets", targets}, {"tokens_per_s", sums[1] / dt},
+      nlohmann::json j = {{"step", step + 1}, {"epoch", r.epoch}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
+                          {"tokens", int64_t(r.tokens)}, {"targets", r.targets}, {"tokens_per_s", r.tokens / dt},
                           {"step_s", dt}, {"elapsed_s", log::elapsed_seconds()}};
       std::fprintf(metrics, "%s\n", j.dump().c_str());
       std::fflush(metrics);
-      if ((step + 1) % s.log_every == 0 || step + 1 == plan.total_steps)
+      if ((step + 1) % s.log_every == 0 || step + 1 == total)
         log::info("step %lld/%lld | epoch %lld | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | ETA %s",
-                  (long long)(step + 1), (long long)plan.total_steps, (long long)epoch + 1, loss, lr, grad_norm,
-                  sums[1] / dt, duration(run_time / double(done) * double(plan.total_steps - step - 1)).c_str());
+                  (long long)(step + 1), (long long)total, (long long)r.epoch + 1, r.loss, r.lr, r.grad_norm,
+                  r.tokens / dt, duration(run_time / double(done) * double(total - step - 1)).c_str());
     }
 
     const bool stopping = any_rank_stopping(MPI_COMM_WORLD) || (s.stop_after > 0 && done >= s.stop_after);
-    const bool last = step + 1 == plan.total_steps;
-    if (stopping || last || (s.save_every > 0 && (step + 1) % s.save_every == 0)) save(step + 1);
+    const bool last = step + 1 == total;
+    if (stopping || last || (s.save_every > 0 && (step + 1) % s.save_every == 0))
+      save_checkpoint(s, cfg.to_json().dump(), identity, run, *opt, {step + 1, cursor.tokens_seen});
     if (stopping && !last) {
       log::info("stopping after step %lld (%s): checkpoint written, exit status %d asks to be requeued",
                 (long long)(step + 1), stop_signal_received() ? strsignal(stop_signal_number()) : "--stop-after-steps",
                 int(kExitRequeue));
       status = kExitRequeue;
-      ++step;
       break;
     }
   }
   if (metrics) std::fclose(metrics);
-  if (status == kExitOk) log::info("done: %lld steps, %lld tokens", (long long)plan.total_steps, (long long)tokens_seen);
+  if (status == kExitOk) log::info("done: %lld steps, %lld tokens", (long long)total, (long long)cursor.tokens_seen);
   return status;
 }
 
