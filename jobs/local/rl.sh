@@ -22,7 +22,9 @@ ROLLOUT_OPTS=() PPO_OPTS=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do ROLLOUT_OPTS+=("$1"); shift; done
 [ $# -gt 0 ] && shift
 PPO_OPTS=("$@")
-# The critic's files exist only for --advantage gae (the default); grpo and rloo have no critic.
+# The critic's files exist only for --advantage gae (the default); grpo and rloo have no critic. (An
+# estimator set only in a --config file is not seen here: ovr_ppo then warns that the critic
+# options it gets are unused, and ignores them.)
 ADVANTAGE=gae
 for ((i = 0; i < ${#PPO_OPTS[@]}; i++)); do
   case "${PPO_OPTS[i]}" in

@@ -1,6 +1,4 @@
 // ovr_inspect reward: score JSONL responses against reference answers with the verifiable reward.
-#include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "apps/inspect_commands.h"
@@ -36,48 +34,35 @@ int inspect_reward(int argc, char** argv) {
   if (opt.equiv.min_significant_digits < 1 || opt.equiv.min_significant_digits > 17)
     throw ConfigError("--min-digits must be in 1..17");
   if (opt.equiv.decimal_places < -1 || opt.equiv.decimal_places > 15) throw ConfigError("--decimal-places must be in -1..15");
-  std::string line;
-  for (long n = 1; std::getline(std::cin, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
-    const std::string where = "stdin line " + std::to_string(n);
-    nlohmann::json in;
-    nlohmann::ordered_json out;  // keys in the documented order
-    try {
-      in = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + ": not valid JSON (" + e.what() + ")");
-    }
+  return for_each_stdin_json_line([&](const nlohmann::json& in) {
     if (!in.is_object() || !in.contains("response") || !in["response"].is_string() || !in.contains("answer") ||
         !in["answer"].is_string())
-      throw Error(where + ": expected {\"response\": string, \"answer\": string}");
+      throw Error("expected {\"response\": string, \"answer\": string}");
     bool truncated = false;
     if (in.contains("truncated")) {
-      if (!in["truncated"].is_boolean()) throw Error(where + ": \"truncated\" must be true or false");
+      if (!in["truncated"].is_boolean()) throw Error("\"truncated\" must be true or false");
       truncated = in["truncated"].get<bool>();
     }
     if (in.contains("finish_reason")) {
-      if (!in["finish_reason"].is_string()) throw Error(where + ": \"finish_reason\" must be a string");
+      if (!in["finish_reason"].is_string()) throw Error("\"finish_reason\" must be a string");
       truncated = truncated || in["finish_reason"].get<std::string>() == "length";
     }
     std::vector<std::string> options;  // a multiple-choice row: scored by the chosen letter, as ovr_eval does
     if (in.contains("options")) {
-      if (!in["options"].is_array()) throw Error(where + ": \"options\" must be a list of strings");
+      if (!in["options"].is_array()) throw Error("\"options\" must be a list of strings");
       for (const auto& o : in["options"]) {
-        if (!o.is_string()) throw Error(where + ": \"options\" must be a list of strings");
+        if (!o.is_string()) throw Error("\"options\" must be a list of strings");
         options.push_back(o.get<std::string>());
       }
     }
     const reward::RewardResult r =
         eval::score_answer(in["response"].get<std::string>(), in["answer"].get<std::string>(), options, truncated, opt);
+    nlohmann::ordered_json out;  // keys in the documented order
     out["reward"] = r.reward;
     out["extracted"] = r.extracted;
     out["reason"] = r.reason;
-    const std::string text = out.dump() + "\n";
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);  // one line out per line in, for interactive use
-  }
-  if (std::cin.bad()) throw Error("stdin: read error");
-  return kExitOk;
+    return out;
+  });
 }
 
 }  // namespace ovr::apps

@@ -1,6 +1,4 @@
 // ovr_inspect tokenize: JSONL text <-> token ids through a Hugging Face tokenizer.json.
-#include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "apps/inspect_commands.h"
@@ -27,40 +25,23 @@ int inspect_tokenize(int argc, char** argv) {
   const text::Tokenizer tok(cfg.get<std::string>("tokenizer"));
   const bool decode = cfg.get<bool>("decode");
   const char* want = decode ? "{\"ids\": [integers]}" : "{\"text\": string}";
-  std::string line;
-  for (long n = 1; std::getline(std::cin, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
-    const std::string where = "stdin line " + std::to_string(n);
-    nlohmann::json in, out;
-    try {
-      in = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + ": not valid JSON (" + e.what() + ")");
-    }
-    try {
-      if (decode) {
-        if (!in.is_object() || !in.contains("ids") || !in["ids"].is_array()) throw Error(std::string("expected ") + want);
-        std::vector<int32_t> ids;
-        for (const auto& id : in["ids"]) {
-          if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= tok.vocab_size())
-            throw Error("\"ids\" holds " + id.dump() + ", not a token id (0.." + std::to_string(tok.vocab_size() - 1) + ")");
-          ids.push_back(id.get<int32_t>());
-        }
-        out["text"] = tok.decode(ids, cfg.get<bool>("skip-special"));
-      } else {
-        if (!in.is_object() || !in.contains("text") || !in["text"].is_string()) throw Error(std::string("expected ") + want);
-        out["ids"] = tok.encode(in["text"].get<std::string>(), !cfg.get<bool>("no-special"));
+  return for_each_stdin_json_line([&](const nlohmann::json& in) {
+    nlohmann::ordered_json out;
+    if (decode) {
+      if (!in.is_object() || !in.contains("ids") || !in["ids"].is_array()) throw Error(std::string("expected ") + want);
+      std::vector<int32_t> ids;
+      for (const auto& id : in["ids"]) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= tok.vocab_size())
+          throw Error("\"ids\" holds " + id.dump() + ", not a token id (0.." + std::to_string(tok.vocab_size() - 1) + ")");
+        ids.push_back(id.get<int32_t>());
       }
-    } catch (const Error& e) {
-      throw Error(where + ": " + e.what());
+      out["text"] = tok.decode(ids, cfg.get<bool>("skip-special"));
+    } else {
+      if (!in.is_object() || !in.contains("text") || !in["text"].is_string()) throw Error(std::string("expected ") + want);
+      out["ids"] = tok.encode(in["text"].get<std::string>(), !cfg.get<bool>("no-special"));
     }
-    const std::string text = out.dump() + "\n";
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);  // one line out per line in, for interactive use
-  }
-  if (std::cin.bad()) throw Error("stdin: read error");
-  return kExitOk;
+    return out;
+  });
 }
-
 
 }  // namespace ovr::apps

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <boost/program_options/errors.hpp>
-#include <vector>
 #include <cstdio>
 #include <exception>
+#include <vector>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -72,6 +72,14 @@ int world_size() {
   MPI_Initialized(&initialized);
   if (initialized) MPI_Comm_size(MPI_COMM_WORLD, &size);
   return size;
+}
+
+void sum_over_ranks(std::initializer_list<double*> values) {
+  std::vector<double> v;
+  for (double* x : values) v.push_back(*x);
+  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  size_t i = 0;
+  for (double* x : values) *x = v[i++];
 }
 
 void mpi_check(int rc, const char* call, const char* file, int line) {

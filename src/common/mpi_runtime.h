@@ -1,6 +1,7 @@
 // MPI runtime: init/finalize around main, rank/size queries, and the one error path every
 // executable shares (print one line, exit with a documented code, never leave ranks hanging).
 #pragma once
+#include <initializer_list>
 #include <mpi.h>
 
 #include <functional>
@@ -10,6 +11,10 @@ namespace ovr {
 
 int world_rank();
 int world_size();
+
+// Sums each value over the ranks of MPI_COMM_WORLD in place (one MPI_Allreduce for all): the
+// figures a trainer reports, named at the call site instead of indexed in an array.
+void sum_over_ranks(std::initializer_list<double*> values);
 
 // Checks an MPI return code where the call is made; throws ovr::Error with MPI's own message.
 void mpi_check(int rc, const char* call, const char* file, int line);

@@ -3,10 +3,10 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/mpi_runtime.h"
 #include "ops/kernel_launch.h"
@@ -15,7 +15,6 @@
 namespace ovr::dist {
 
 namespace {
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 const char* const kStateNames[] = {"/optim/master", "/optim/exp_avg", "/optim/exp_avg_sq"};
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
@@ -122,10 +121,10 @@ void ZeroAdamW::reduce_micro_batch() {
       g.reset();  // released: only this rank's slice of the gradient is kept
     }
     at::Tensor reduced = reduced_.narrow(0, 0, b.slice);
-    const double t0 = now();
+    const double t0 = monotonic_seconds();
     comm_.reduce_scatter_sum(bucket.data_ptr<float>(), reduced.data_ptr<float>(), b.slice);
     comm_.synchronize();
-    comm_time += now() - t0;
+    comm_time += monotonic_seconds() - t0;
     grad_shard_.narrow(0, b.shard_begin, b.slice).add_(reduced);
   }
   reduce_seconds_ += comm_time;
@@ -134,12 +133,12 @@ void ZeroAdamW::reduce_micro_batch() {
 double ZeroAdamW::step(double lr, double max_grad_norm) {
   torch::NoGradGuard no_grad;
   if (stage_ == 1) {
-    const double t0 = now();
+    const double t0 = monotonic_seconds();
     for (const Bucket& b : buckets_)
       comm_.reduce_scatter_sum(flat_grads_.data_ptr<float>() + b.padded_begin,
                                grad_shard_.data_ptr<float>() + b.shard_begin, b.slice);
     comm_.synchronize();
-    reduce_seconds_ += now() - t0;
+    reduce_seconds_ += monotonic_seconds() - t0;
   }
 
   // Global gradient norm: padding slots hold zeros, so the sum of squares over slices is exact.
@@ -181,12 +180,12 @@ double ZeroAdamW::step(double lr, double max_grad_norm) {
 }
 
 void ZeroAdamW::gather_parameters() {
-  const double t0 = now();
+  const double t0 = monotonic_seconds();
   for (const Bucket& b : buckets_)
     comm_.all_gather(master_.data_ptr<float>() + b.shard_begin, flat_params_.data_ptr<float>() + b.padded_begin,
                      b.slice);
   comm_.synchronize();
-  gather_seconds_ += now() - t0;
+  gather_seconds_ += monotonic_seconds() - t0;
 }
 
 uint64_t ZeroAdamW::state_bytes_per_rank() const {

@@ -3,17 +3,15 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <limits>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "engine/paged_kv_cache.h"
 
 namespace ovr::engine {
 
 namespace {
-
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // One sample being decoded.
 struct Active {
@@ -55,149 +53,61 @@ GenerationEngine::GenerationEngine(model::Qwen2ForCausalLM lm, EngineOptions opt
   if (!opt_.suppressed_ids.empty()) suppressed_ = torch::tensor(opt_.suppressed_ids, at::kLong);
 }
 
-std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
-                                                        const std::function<void(const GeneratedSample&)>& on_finish) {
-  torch::NoGradGuard no_grad;
-  const auto& cfg = lm_->config;
-  // The model decides where and in what type everything runs (fp32 on CPU, bf16 on CUDA).
-  const at::ScalarType dtype = lm_->model->embed_tokens->weight.scalar_type();
-  const at::Device device = lm_->model->embed_tokens->weight.device();
-  auto on_device = [&](const std::vector<int64_t>& v) { return torch::tensor(v).to(device); };
-  PagedKVCache cache(cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim, opt_.block_size, opt_.kv_cache_tokens,
-                     dtype, device);
-  const int64_t bs = opt_.block_size;
-
-  std::vector<size_t> first_result(requests.size() + 1, 0);
-  for (size_t r = 0; r < requests.size(); ++r) {
-    if (requests[r].prompt_ids.empty() && !requests[r].inputs_embeds.defined())
-      throw Error("generation: request " + std::to_string(requests[r].prompt_id) + " has an empty prompt");
-    if (requests[r].n < 1) throw Error("generation: n must be >= 1");
-    first_result[r + 1] = first_result[r] + size_t(requests[r].n);
+// One generate() call: requests wait, are admitted (prefilled once, forked into n samples) while
+// batch slots and the KV budget allow, decode one token per step together, and retire as they finish.
+class GenerationEngine::Run {
+ public:
+  Run(GenerationEngine& e, const std::vector<GenerationRequest>& requests,
+      const std::function<void(const GeneratedSample&)>& on_finish)
+      : e_(e), cfg_(e.lm_->config), requests_(requests), on_finish_(on_finish),
+        // The model decides where and in what type everything runs (fp32 on CPU, bf16 on CUDA).
+        dtype_(e.lm_->model->embed_tokens->weight.scalar_type()), device_(e.lm_->model->embed_tokens->weight.device()),
+        cache_(cfg_.num_hidden_layers, cfg_.num_key_value_heads, cfg_.head_dim, e.opt_.block_size, e.opt_.kv_cache_tokens,
+               dtype_, device_),
+        bs_(e.opt_.block_size), first_result_(requests.size() + 1, 0), samples_left_(requests.size(), 0) {
+    for (size_t r = 0; r < requests.size(); ++r) {
+      if (requests[r].prompt_ids.empty() && !requests[r].inputs_embeds.defined())
+        throw Error("generation: request " + std::to_string(requests[r].prompt_id) + " has an empty prompt");
+      if (requests[r].n < 1) throw Error("generation: n must be >= 1");
+      first_result_[r + 1] = first_result_[r] + size_t(requests[r].n);
+    }
+    results_.resize(first_result_.back());
+    for (const auto& s : e.opt_.stop_strings) max_stop_ = std::max(max_stop_, s.size());
   }
-  std::vector<GeneratedSample> results(first_result.back());
 
-  // KV blocks promised to admitted requests, so that a running sequence never finds the cache
-  // full: the prompt's blocks once, plus each sample's worst case beyond the shared full blocks.
-  auto prompt_len = [&](const GenerationRequest& q) {
-    return q.inputs_embeds.defined() ? q.inputs_embeds.size(0) : int64_t(q.prompt_ids.size());
-  };
-  auto max_new_of = [&](const GenerationRequest& q) { return q.max_new_tokens >= 0 ? q.max_new_tokens : opt_.max_new_tokens; };
-  auto sample_blocks = [&](const GenerationRequest& q) {
-    const int64_t p = prompt_len(q);
-    return PagedKVCache::blocks_for(p + max_new_of(q), bs) - p / bs;
-  };
-  std::vector<int> samples_left(requests.size(), 0);
-  int64_t committed = 0;
+  bool done() const { return next_request_ == requests_.size() && running_.empty(); }
 
-  const size_t max_stop = [&] {
-    size_t m = 0;
-    for (const auto& s : opt_.stop_strings) m = std::max(m, s.size());
-    return m;
-  }();
-  auto finished_reason = [&](const Active& a) -> const char* {
-    const int64_t t = a.out.tokens.back();
-    if (std::find(opt_.eos_ids.begin(), opt_.eos_ids.end(), t) != opt_.eos_ids.end()) return "eos";
-    if (max_stop > 0) {  // stop strings: look at the text of the last few tokens only
-      const size_t window = std::min(a.out.tokens.size(), max_stop + 8);
-      const std::string tail = opt_.detokenize(std::vector<int64_t>(a.out.tokens.end() - long(window), a.out.tokens.end()));
-      for (const auto& s : opt_.stop_strings)
-        if (!s.empty() && tail.find(s) != std::string::npos) return "stop";
-    }
-    if (int64_t(a.out.tokens.size()) >= a.max_new) return "length";
-    return nullptr;
-  };
-
-  std::vector<Active> running;
-  auto finish = [&](Active& a, const char* reason) {
-    a.out.finish_reason = reason;
-    cache.release(a.seq);
-    const auto& q = requests[a.request];
-    committed -= sample_blocks(q);
-    if (--samples_left[a.request] == 0) committed -= PagedKVCache::blocks_for(prompt_len(q), bs);
-    if (on_finish) on_finish(a.out);
-    results[first_result[a.request] + size_t(a.out.sample_index)] = std::move(a.out);
-  };
-  // Removes the finished samples among running[from, end), freeing their slots and KV blocks.
-  auto retire_finished = [&](size_t from) {
-    for (size_t i = from; i < running.size();) {
-      if (const char* reason = finished_reason(running[i])) {
-        finish(running[i], reason);
-        running.erase(running.begin() + long(i));
-      } else {
-        ++i;
-      }
-    }
-  };
-  // Samples the next token of each row of `logits` [rows, vocab] for the given samples.
-  auto sample_rows = [&](const at::Tensor& logits, const std::vector<Active*>& rows) {
-    const double t0 = now();
-    std::vector<SequenceRng*> rngs;
-    for (Active* a : rows) rngs.push_back(&a->rng);
-    const std::vector<SampledToken> picked = sample_tokens(logits, opt_.sampling, rngs, suppressed_);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      rows[i]->out.tokens.push_back(picked[i].token);
-      rows[i]->out.logprobs.push_back(picked[i].logprob);
-      rows[i]->pending = picked[i].token;
-    }
-    stats_.sampling_seconds += now() - t0;
-  };
-
-  size_t next_request = 0;
-  while (next_request < requests.size() || !running.empty()) {
-    // Admit waiting prompts while slots and KV budget allow: prefill once, fork n samples.
-    while (next_request < requests.size()) {
-      const GenerationRequest& q = requests[next_request];
-      const int64_t need = PagedKVCache::blocks_for(prompt_len(q), bs) + q.n * sample_blocks(q);
-      if (need > cache.max_blocks())
-        throw Error("generation: request " + std::to_string(q.prompt_id) + " needs " + std::to_string(need * bs) +
-                    " KV tokens, more than the cache budget of " + std::to_string(cache.max_blocks() * bs));
+  // Admits waiting requests while batch slots and the KV budget allow.
+  void admit() {
+    while (next_request_ < requests_.size()) {
+      const GenerationRequest& q = requests_[next_request_];
+      const int64_t need = PagedKVCache::blocks_for(prompt_len(q), bs_) + q.n * sample_blocks(q);
+      if (need > cache_.max_blocks())
+        throw Error("generation: request " + std::to_string(q.prompt_id) + " needs " + std::to_string(need * bs_) +
+                    " KV tokens, more than the cache budget of " + std::to_string(cache_.max_blocks() * bs_));
       // A prompt with more samples than max_batch still runs, alone.
-      const bool fits_batch = running.empty() || int64_t(running.size()) + q.n <= opt_.max_batch;
-      if (!fits_batch || committed + need > cache.max_blocks()) break;
-      committed += need;
-      samples_left[next_request] = q.n;
-      const double t0 = now();
-      const int64_t p = prompt_len(q);
-      at::Tensor embeds = q.inputs_embeds.defined() ? q.inputs_embeds.unsqueeze(0).to(device, dtype)
-                                                    : lm_->embed(on_device(q.prompt_ids).view({1, -1}));
-      at::Tensor pos = q.positions.defined() ? q.positions.view({3, 1, p}).to(device)
-                                             : torch::arange(p).view({1, 1, p}).expand({3, 1, p}).to(device);
-      model::KVCache dense;
-      at::Tensor hidden = lm_->hidden_states(
-          embeds, pos, model::causal_segment_mask(torch::zeros({1, p}, at::kLong).to(device), dtype), &dense);
-      CachedSequence base;
-      cache.prepare_append(base, p);
-      for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) cache.write(base, l, 0, dense.k[size_t(l)][0], dense.v[size_t(l)][0]);
-      base.length = p;
-      at::Tensor last = lm_->logits(hidden.select(1, p - 1));  // [1, vocab]
-      stats_.prefill_tokens += p;
-      stats_.prefill_seconds += now() - t0;
-      const int64_t next_pos = pos.max().item<int64_t>() + 1;
-      std::vector<Active*> fresh;
-      for (int s = 0; s < q.n; ++s) {
-        Active a{next_request, s + 1 < q.n ? cache.fork(base) : base, SequenceRng(opt_.seed, q.prompt_id, s), next_pos, -1,
-                 max_new_of(q), GeneratedSample{}};
-        a.out.prompt_id = q.prompt_id;
-        a.out.sample_index = s;
-        running.push_back(std::move(a));
-      }
-      for (int s = 0; s < q.n; ++s) fresh.push_back(&running[running.size() - size_t(q.n) + size_t(s)]);
-      sample_rows(last.expand({q.n, last.size(1)}), fresh);
-      ++next_request;
-      // A sample may be done after its first token.
-      retire_finished(running.size() - size_t(q.n));
+      const bool fits_batch = running_.empty() || int64_t(running_.size()) + q.n <= e_.opt_.max_batch;
+      if (!fits_batch || committed_ + need > cache_.max_blocks()) return;
+      committed_ += need;
+      samples_left_[next_request_] = q.n;
+      prefill_and_fork(q);
+      ++next_request_;
+      retire_finished(running_.size() - size_t(q.n));  // a sample may be done after its first token
     }
-    if (running.empty()) continue;
+  }
 
-    // One decode step for every running sample.
-    const double t0 = now();
-    const int64_t b = int64_t(running.size());
-    stats_.peak_batch = std::max(stats_.peak_batch, b);
+  // One decode step for every running sample.
+  void decode_step() {
+    if (running_.empty()) return;
+    const double t0 = monotonic_seconds();
+    const int64_t b = int64_t(running_.size());
+    EngineStats& st = e_.stats_;
+    st.peak_batch = std::max(st.peak_batch, b);
     std::vector<CachedSequence*> seqs;
     std::vector<int64_t> ids, positions;
     int64_t max_len = 0;
-    for (auto& a : running) {
-      cache.prepare_append(a.seq, 1);
+    for (auto& a : running_) {
+      cache_.prepare_append(a.seq, 1);
       seqs.push_back(&a.seq);
       ids.push_back(a.pending);
       positions.push_back(a.next_pos);
@@ -209,25 +119,151 @@ std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<Genera
       std::fill_n(host_mask.begin() + i * (max_len + 1), seqs[size_t(i)]->length, 0.0f);
       host_mask[size_t(i * (max_len + 1) + max_len)] = 0.0f;
     }
-    at::Tensor mask = torch::from_blob(host_mask.data(), {b, 1, 1, max_len + 1}, at::kFloat).to(device, dtype);
-    DecodeStep step(cache, seqs, max_len);
+    at::Tensor mask = torch::from_blob(host_mask.data(), {b, 1, 1, max_len + 1}, at::kFloat).to(device_, dtype_);
+    DecodeStep step(cache_, seqs, max_len);
     at::Tensor pos = on_device(positions).view({1, b, 1}).expand({3, b, 1});
-    at::Tensor hidden = lm_->hidden_states(lm_->embed(on_device(ids).view({b, 1})), pos, mask, &step);
-    at::Tensor logits = lm_->logits(hidden.select(1, 0));  // [b, vocab]
+    at::Tensor hidden = e_.lm_->hidden_states(e_.lm_->embed(on_device(ids).view({b, 1})), pos, mask, &step);
+    at::Tensor logits = e_.lm_->logits(hidden.select(1, 0));  // [b, vocab]
     std::vector<Active*> rows;
-    for (auto& a : running) {
+    for (auto& a : running_) {
       ++a.seq.length;
       ++a.next_pos;
       rows.push_back(&a);
     }
     sample_rows(logits, rows);
-    stats_.decode_tokens += b;
-    ++stats_.decode_steps;
-    stats_.peak_kv_bytes = std::max(stats_.peak_kv_bytes, cache.allocated_bytes());
-    stats_.decode_seconds += now() - t0;
+    st.decode_tokens += b;
+    ++st.decode_steps;
+    st.peak_kv_bytes = std::max(st.peak_kv_bytes, cache_.allocated_bytes());
+    st.decode_seconds += monotonic_seconds() - t0;
     retire_finished(0);
   }
-  return results;
+
+  std::vector<GeneratedSample> take_results() { return std::move(results_); }
+
+ private:
+  at::Tensor on_device(const std::vector<int64_t>& v) const { return torch::tensor(v).to(device_); }
+  int64_t prompt_len(const GenerationRequest& q) const {
+    return q.inputs_embeds.defined() ? q.inputs_embeds.size(0) : int64_t(q.prompt_ids.size());
+  }
+  int64_t max_new_of(const GenerationRequest& q) const {
+    return q.max_new_tokens >= 0 ? q.max_new_tokens : e_.opt_.max_new_tokens;
+  }
+  // KV blocks promised to admitted requests, so that a running sequence never finds the cache
+  // full: the prompt's blocks once, plus each sample's worst case beyond the shared full blocks.
+  int64_t sample_blocks(const GenerationRequest& q) const {
+    const int64_t p = prompt_len(q);
+    return PagedKVCache::blocks_for(p + max_new_of(q), bs_) - p / bs_;
+  }
+
+  // The prompt through the model once (its keys/values into the paged cache), then n samples
+  // that share its blocks, each with its first token sampled from the prompt's last logits.
+  void prefill_and_fork(const GenerationRequest& q) {
+    const double t0 = monotonic_seconds();
+    const int64_t p = prompt_len(q);
+    at::Tensor embeds = q.inputs_embeds.defined() ? q.inputs_embeds.unsqueeze(0).to(device_, dtype_)
+                                                  : e_.lm_->embed(on_device(q.prompt_ids).view({1, -1}));
+    at::Tensor pos = q.positions.defined() ? q.positions.view({3, 1, p}).to(device_)
+                                           : torch::arange(p).view({1, 1, p}).expand({3, 1, p}).to(device_);
+    model::KVCache dense;
+    at::Tensor hidden = e_.lm_->hidden_states(
+        embeds, pos, model::causal_segment_mask(torch::zeros({1, p}, at::kLong).to(device_), dtype_), &dense);
+    CachedSequence base;
+    cache_.prepare_append(base, p);
+    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) cache_.write(base, l, 0, dense.k[size_t(l)][0], dense.v[size_t(l)][0]);
+    base.length = p;
+    at::Tensor last = e_.lm_->logits(hidden.select(1, p - 1));  // [1, vocab]
+    e_.stats_.prefill_tokens += p;
+    e_.stats_.prefill_seconds += monotonic_seconds() - t0;
+    const int64_t next_pos = pos.max().item<int64_t>() + 1;
+    for (int s = 0; s < q.n; ++s) {
+      Active a{next_request_, s + 1 < q.n ? cache_.fork(base) : base, SequenceRng(e_.opt_.seed, q.prompt_id, s), next_pos,
+               -1, max_new_of(q), GeneratedSample{}};
+      a.out.prompt_id = q.prompt_id;
+      a.out.sample_index = s;
+      running_.push_back(std::move(a));
+    }
+    std::vector<Active*> fresh;
+    for (int s = 0; s < q.n; ++s) fresh.push_back(&running_[running_.size() - size_t(q.n) + size_t(s)]);
+    sample_rows(last.expand({q.n, last.size(1)}), fresh);
+  }
+
+  // Samples the next token of each row of `logits` [rows, vocab] for the given samples.
+  void sample_rows(const at::Tensor& logits, const std::vector<Active*>& rows) {
+    const double t0 = monotonic_seconds();
+    std::vector<SequenceRng*> rngs;
+    for (Active* a : rows) rngs.push_back(&a->rng);
+    const std::vector<SampledToken> picked = sample_tokens(logits, e_.opt_.sampling, rngs, e_.suppressed_);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      rows[i]->out.tokens.push_back(picked[i].token);
+      rows[i]->out.logprobs.push_back(picked[i].logprob);
+      rows[i]->pending = picked[i].token;
+    }
+    e_.stats_.sampling_seconds += monotonic_seconds() - t0;
+  }
+
+  // eos, a stop string in the text of the last few tokens, or the length limit; null while running.
+  const char* finished_reason(const Active& a) const {
+    const EngineOptions& o = e_.opt_;
+    const int64_t t = a.out.tokens.back();
+    if (std::find(o.eos_ids.begin(), o.eos_ids.end(), t) != o.eos_ids.end()) return "eos";
+    if (max_stop_ > 0) {
+      const size_t window = std::min(a.out.tokens.size(), max_stop_ + 8);
+      const std::string tail = o.detokenize(std::vector<int64_t>(a.out.tokens.end() - long(window), a.out.tokens.end()));
+      for (const auto& s : o.stop_strings)
+        if (!s.empty() && tail.find(s) != std::string::npos) return "stop";
+    }
+    if (int64_t(a.out.tokens.size()) >= a.max_new) return "length";
+    return nullptr;
+  }
+
+  // Removes the finished samples among running_[from, end), freeing their slots and KV blocks.
+  void retire_finished(size_t from) {
+    for (size_t i = from; i < running_.size();) {
+      if (const char* reason = finished_reason(running_[i])) {
+        finish(running_[i], reason);
+        running_.erase(running_.begin() + long(i));
+      } else {
+        ++i;
+      }
+    }
+  }
+
+  void finish(Active& a, const char* reason) {
+    a.out.finish_reason = reason;
+    cache_.release(a.seq);
+    const auto& q = requests_[a.request];
+    committed_ -= sample_blocks(q);
+    if (--samples_left_[a.request] == 0) committed_ -= PagedKVCache::blocks_for(prompt_len(q), bs_);
+    if (on_finish_) on_finish_(a.out);
+    results_[first_result_[a.request] + size_t(a.out.sample_index)] = std::move(a.out);
+  }
+
+  GenerationEngine& e_;
+  const model::Qwen2Config& cfg_;
+  const std::vector<GenerationRequest>& requests_;
+  const std::function<void(const GeneratedSample&)>& on_finish_;
+  const at::ScalarType dtype_;
+  const at::Device device_;
+  PagedKVCache cache_;
+  const int64_t bs_;
+  std::vector<size_t> first_result_;   // results index of each request's sample 0
+  std::vector<int> samples_left_;      // per request, samples still running
+  std::vector<GeneratedSample> results_;
+  std::vector<Active> running_;
+  size_t next_request_ = 0;
+  int64_t committed_ = 0;              // KV blocks promised to admitted requests
+  size_t max_stop_ = 0;                // longest stop string
+};
+
+std::vector<GeneratedSample> GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
+                                                        const std::function<void(const GeneratedSample&)>& on_finish) {
+  torch::NoGradGuard no_grad;
+  Run run(*this, requests, on_finish);
+  while (!run.done()) {
+    run.admit();
+    run.decode_step();
+  }
+  return run.take_results();
 }
 
 }  // namespace ovr::engine

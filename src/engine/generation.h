@@ -65,6 +65,7 @@ class GenerationEngine {
   const EngineStats& stats() const { return stats_; }
 
  private:
+  class Run;  // the state of one generate() call (generation.cpp)
   model::Qwen2ForCausalLM lm_;
   EngineOptions opt_;
   at::Tensor suppressed_;  // suppressed_ids as a tensor (undefined when none)

@@ -52,8 +52,6 @@ at::Tensor values_of(PpoModels& m, const train::SftBatch& batch) {
   return at::linear(states.hidden, m.value_head).squeeze(-1);
 }
 
-void all_sum(double* v, int n) { OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD)); }
-
 }  // namespace
 
 PpoBatch build_ppo_batch(const Rollouts& ro, const image::ImageProcessor& processor, int minibatches, int64_t seq_len,
@@ -98,7 +96,7 @@ at::Tensor row_values(PpoModels& m, const PpoBatch& b, const train::PackedRow& r
 
 ScoreStats score_rollouts(PpoModels& m, const PpoBatch& b, const Rollouts& ro, std::vector<SampleState>* st) {
   st->assign(ro.samples.size(), SampleState{});
-  double mismatch[3] = {0, 0, 0};  // sum |logp - behaviour|, sum (behaviour - logp), tokens
+  double mismatch_abs = 0, mismatch = 0, tokens = 0;  // sums of |logp - behaviour| and behaviour - logp
   torch::NoGradGuard no_grad;
   m.policy->lm->eval();
   if (m.critic) m.critic->lm->eval();
@@ -116,13 +114,13 @@ ScoreStats score_rollouts(PpoModels& m, const PpoBatch& b, const Rollouts& ro, s
         if (m.reference) s.ref_logp = ref[k].clone();
         const auto& behaviour = ro.samples[size_t(row.docs[k])].logprobs;
         const at::Tensor b_lp = torch::tensor(behaviour, at::kFloat);
-        mismatch[0] += (s.old_logp - b_lp).abs().sum().item<double>();
-        mismatch[1] += (b_lp - s.old_logp).sum().item<double>();
-        mismatch[2] += double(behaviour.size());
+        mismatch_abs += (s.old_logp - b_lp).abs().sum().item<double>();
+        mismatch += (b_lp - s.old_logp).sum().item<double>();
+        tokens += double(behaviour.size());
       }
     }
-  all_sum(mismatch, 3);
-  return {mismatch[0] / std::max(1.0, mismatch[2]), mismatch[1] / std::max(1.0, mismatch[2])};
+  sum_over_ranks({&mismatch_abs, &mismatch, &tokens});
+  return {mismatch_abs / std::max(1.0, tokens), mismatch / std::max(1.0, tokens)};
 }
 
 AdvantageStats estimate_advantages(const PpoOptions& o, const PpoBatch& b, const Rollouts& ro,
@@ -134,7 +132,8 @@ AdvantageStats estimate_advantages(const PpoOptions& o, const PpoBatch& b, const
     for (const RolloutSample& s : ro.samples) rewards.push_back(s.reward), groups.push_back(s.group);
     per_sample_advantage = group_advantages(o.advantage, rewards, groups, o.group_std_eps);
   }
-  double mom[7] = {0, 0, 0, 0, 0, 0, 0};  // adv sum, sumsq, count; returns sum, sumsq; (R - V) sum, sumsq
+  // Moments over all response tokens: advantages, returns and the critic's errors R - V.
+  double adv_sum = 0, adv_sumsq = 0, count = 0, ret_sum = 0, ret_sumsq = 0, err_sum = 0, err_sumsq = 0;
   for (const auto& rows : b.rows)
     for (const auto& row : rows)
       for (int64_t d : row.docs) {
@@ -146,23 +145,23 @@ AdvantageStats estimate_advantages(const PpoOptions& o, const PpoBatch& b, const
           const Advantages a = gae(rewards, s.old_value, {0, n}, o.gamma, o.lambda);
           s.advantage = a.advantages;
           s.ret = a.returns;
-          mom[3] += s.ret.sum().item<double>(), mom[4] += s.ret.pow(2).sum().item<double>();
+          ret_sum += s.ret.sum().item<double>(), ret_sumsq += s.ret.pow(2).sum().item<double>();
           const at::Tensor err = s.ret - s.old_value;
-          mom[5] += err.sum().item<double>(), mom[6] += err.pow(2).sum().item<double>();
+          err_sum += err.sum().item<double>(), err_sumsq += err.pow(2).sum().item<double>();
         } else {
           s.advantage = torch::full({n}, per_sample_advantage[size_t(d)], at::kFloat);
         }
-        int64_t count = 0;
-        add_moments(s.advantage, &mom[0], &mom[1], &count);
-        mom[2] += double(count);
+        int64_t n_tokens = 0;
+        add_moments(s.advantage, &adv_sum, &adv_sumsq, &n_tokens);
+        count += double(n_tokens);
       }
-  all_sum(mom, 7);
+  sum_over_ranks({&adv_sum, &adv_sumsq, &count, &ret_sum, &ret_sumsq, &err_sum, &err_sumsq});
   AdvantageStats out;
-  const MeanStd adv = moments(mom[0], mom[1], int64_t(mom[2]));
+  const MeanStd adv = moments(adv_sum, adv_sumsq, int64_t(count));
   out.mean = adv.mean, out.std = adv.std;
   if (o.with_critic()) {
-    const MeanStd rets = moments(mom[3], mom[4], int64_t(mom[2]));
-    const MeanStd errs = moments(mom[5], mom[6], int64_t(mom[2]));
+    const MeanStd rets = moments(ret_sum, ret_sumsq, int64_t(count));
+    const MeanStd errs = moments(err_sum, err_sumsq, int64_t(count));
     out.explained_variance = rets.std > 0 ? 1.0 - (errs.std * errs.std) / (rets.std * rets.std) : 0.0;
     if (o.whiten_advantages)
       for (auto& s : *st)
@@ -203,53 +202,61 @@ RowValueLoss row_value_loss(PpoModels& m, const PpoOptions& o, const PpoBatch& b
   return {vl.loss_sum / double(minibatch_tokens), vl.loss_sum.item<double>(), double(vl.clipped), double(v.numel())};
 }
 
-PolicyStats update_policy(PpoModels& m, dist::ZeroAdamW& opt, const PpoOptions& o, const PpoBatch& b,
-                          const std::vector<SampleState>& st) {
-  double f[6] = {0, 0, 0, 0, 0, 0};  // loss sum, clipped, approx kl, tokens, kl sum, entropy sum
-  PolicyStats out;
-  const train::LrSchedule lr{"constant", o.policy_lr, o.warmup_steps, 1, 0.0};
-  m.policy->lm->train();
-  for (int pass = 0; pass < o.policy_steps; ++pass)
+namespace {
+
+// `passes` over the minibatches, one optimizer step each: the loss of each of this rank's rows
+// (normalised by its minibatch's tokens) goes backward; a rank with fewer rows still joins every
+// gradient reduction. Returns the last step's gradient norm.
+template <class RowLoss>
+double optimize(dist::ZeroAdamW& opt, const PpoBatch& b, int passes, const train::LrSchedule& lr, double max_grad_norm,
+                RowLoss row_loss) {
+  double grad_norm = 0;
+  for (int pass = 0; pass < passes; ++pass)
     for (size_t mb = 0; mb < b.rows.size(); ++mb) {
       const auto& rows = b.rows[mb];
       for (int64_t k = 0; k < b.micro_batches[mb]; ++k) {
-        if (k < int64_t(rows.size())) {  // ranks with fewer rows still join every reduction
-          const RowPolicyLoss l = row_policy_loss(m, o, b, rows[size_t(k)], st, b.minibatch_tokens[mb]);
-          l.loss.backward();
-          f[0] += l.loss_sum, f[1] += l.clipped, f[2] += l.approx_kl, f[3] += l.tokens, f[4] += l.kl, f[5] += l.entropy;
-        }
+        if (k < int64_t(rows.size())) row_loss(rows[size_t(k)], b.minibatch_tokens[mb]).backward();
         opt.reduce_micro_batch();
       }
-      out.grad_norm = opt.step(lr.at(opt.steps_taken()), o.max_grad_norm);
+      grad_norm = opt.step(lr.at(opt.steps_taken()), max_grad_norm);
     }
-  all_sum(f, 6);
-  const double tokens = std::max(1.0, f[3]);
-  out.loss = f[0] / tokens, out.clip_fraction = f[1] / tokens, out.approx_kl = f[2] / tokens;
-  out.kl = f[4] / tokens, out.entropy = f[5] / tokens;
+  return grad_norm;
+}
+
+}  // namespace
+
+PolicyStats update_policy(PpoModels& m, dist::ZeroAdamW& opt, const PpoOptions& o, const PpoBatch& b,
+                          const std::vector<SampleState>& st) {
+  double loss = 0, clipped = 0, approx_kl = 0, tokens = 0, kl = 0, entropy = 0;  // sums over tokens
+  m.policy->lm->train();
+  PolicyStats out;
+  out.grad_norm = optimize(opt, b, o.policy_steps, {"constant", o.policy_lr, o.warmup_steps, 1, 0.0}, o.max_grad_norm,
+                           [&](const train::PackedRow& row, int64_t tokens) {
+                             const RowPolicyLoss l = row_policy_loss(m, o, b, row, st, tokens);
+                             loss += l.loss_sum, clipped += l.clipped, approx_kl += l.approx_kl, tokens += l.tokens;
+                             kl += l.kl, entropy += l.entropy;
+                             return l.loss;
+                           });
+  sum_over_ranks({&loss, &clipped, &approx_kl, &tokens, &kl, &entropy});
+  tokens = std::max(1.0, tokens);
+  out.loss = loss / tokens, out.clip_fraction = clipped / tokens, out.approx_kl = approx_kl / tokens;
+  out.kl = kl / tokens, out.entropy = entropy / tokens;
   return out;
 }
 
 CriticStats update_critic(PpoModels& m, dist::ZeroAdamW& opt, const PpoOptions& o, const PpoBatch& b,
                           const std::vector<SampleState>& st) {
-  double f[3] = {0, 0, 0};  // loss sum, clipped, tokens
-  CriticStats out;
-  const train::LrSchedule lr{"constant", o.critic_lr, o.warmup_steps, 1, 0.0};
+  double loss = 0, clipped = 0, tokens = 0;  // sums over tokens
   m.critic->lm->train();
-  for (int pass = 0; pass < o.critic_steps; ++pass)
-    for (size_t mb = 0; mb < b.rows.size(); ++mb) {
-      const auto& rows = b.rows[mb];
-      for (int64_t k = 0; k < b.micro_batches[mb]; ++k) {
-        if (k < int64_t(rows.size())) {
-          const RowValueLoss l = row_value_loss(m, o, b, rows[size_t(k)], st, b.minibatch_tokens[mb]);
-          l.loss.backward();
-          f[0] += l.loss_sum, f[1] += l.clipped, f[2] += l.tokens;
-        }
-        opt.reduce_micro_batch();
-      }
-      out.grad_norm = opt.step(lr.at(opt.steps_taken()), o.max_grad_norm);
-    }
-  all_sum(f, 3);
-  out.loss = f[0] / std::max(1.0, f[2]), out.clip_fraction = f[1] / std::max(1.0, f[2]);
+  CriticStats out;
+  out.grad_norm = optimize(opt, b, o.critic_steps, {"constant", o.critic_lr, o.warmup_steps, 1, 0.0}, o.max_grad_norm,
+                           [&](const train::PackedRow& row, int64_t tokens) {
+                             const RowValueLoss l = row_value_loss(m, o, b, row, st, tokens);
+                             loss += l.loss_sum, clipped += l.clipped, tokens += l.tokens;
+                             return l.loss;
+                           });
+  sum_over_ranks({&loss, &clipped, &tokens});
+  out.loss = loss / std::max(1.0, tokens), out.clip_fraction = clipped / std::max(1.0, tokens);
   return out;
 }
 

@@ -2,10 +2,10 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cmath>
 #include <optional>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mpi_runtime.h"
@@ -85,7 +85,7 @@ void save(Trainee& t, const PpoOptions& o, const Rollouts& ro, const std::string
 }  // namespace
 
 int run_ppo(const Config& cfg) {
-  const auto t_start = std::chrono::steady_clock::now();
+  const double t_start = monotonic_seconds();
   const PpoOptions o = ppo_options(cfg);
   auto comm = dist::make_mpi_communicator(MPI_COMM_WORLD);
   if (!o.with_critic() && (!o.critic.empty() || !o.critic_output.empty()))
@@ -141,7 +141,7 @@ int run_ppo(const Config& cfg) {
   save(policy, o, ro, o.policy_output, "policy");
 
   // ---- the iteration's figures ----
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  const double seconds = monotonic_seconds() - t_start;
   double reward = 0;
   for (const auto& s : ro.samples) reward += s.reward;
   reward /= double(ro.samples.size());

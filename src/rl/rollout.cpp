@@ -3,10 +3,10 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cstdio>
 #include <optional>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mpi_runtime.h"
@@ -91,7 +91,7 @@ int run_rollout(const Config& cfg) {
   std::map<std::pair<int64_t, int>, reward::RewardResult> scores;  // (prompt id, sample) -> reward
   std::map<int64_t, size_t> group_of;
   for (size_t i = 0; i < requests.size(); ++i) group_of[requests[i].prompt_id] = i;
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = monotonic_seconds();
   engine::GenerationEngine generator(policy.model.lm, eo);
   const std::vector<engine::GeneratedSample> samples = generator.generate(requests, [&](const engine::GeneratedSample& s) {
     const std::string text = tok.decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), /*skip_special=*/true);
@@ -100,9 +100,9 @@ int run_rollout(const Config& cfg) {
   });
   const engine::EngineStats es = generator.stats();
 
-  // figures: [reward text, count text, reward image, count image, all-correct groups, none-correct
-  // groups, groups, tokens, truncated, samples]; max length
-  double f[10] = {0};
+  // The iteration's figures, summed over ranks.
+  double reward_text = 0, samples_text = 0, reward_image = 0, samples_image = 0;
+  double groups_all_correct = 0, groups_none_correct = 0, groups = 0, tokens = 0, truncated = 0, samples_all = 0;
   int64_t max_len = 0;
   std::vector<double> group_sum(requests.size(), 0.0);
   for (const engine::GeneratedSample& s : samples) {
@@ -111,21 +111,22 @@ int run_rollout(const Config& cfg) {
     RolloutSample rs{int64_t(g), s.sample_index, std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), s.logprobs,
                      float(r.reward), s.finish_reason, r.extracted, r.reason};
     out.samples.push_back(std::move(rs));
-    f[has_image[g] ? 2 : 0] += r.reward;
-    f[has_image[g] ? 3 : 1] += 1;
+    (has_image[g] ? reward_image : reward_text) += r.reward;
+    (has_image[g] ? samples_image : samples_text) += 1;
     group_sum[g] += r.reward;
-    f[7] += double(s.tokens.size());
-    f[8] += s.finish_reason == "length";
-    f[9] += 1;
+    tokens += double(s.tokens.size());
+    truncated += s.finish_reason == "length";
+    samples_all += 1;
     max_len = std::max<int64_t>(max_len, int64_t(s.tokens.size()));
   }
-  for (double s : group_sum) f[4] += s == n, f[5] += s == 0, f[6] += 1;
-  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, f, 10, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  for (double s : group_sum) groups_all_correct += s == n, groups_none_correct += s == 0, groups += 1;
+  sum_over_ranks({&reward_text, &samples_text, &reward_image, &samples_image, &groups_all_correct, &groups_none_correct,
+                  &groups, &tokens, &truncated, &samples_all});
   OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &max_len, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
   write_rollouts(output, MPI_COMM_WORLD, out);
   // Wall time of the whole phase (generation, rewards, bookkeeping, the collective write) against
   // the engine's own prefill + decode time: the cost of everything around the engine.
-  double times[2] = {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+  double times[2] = {monotonic_seconds() - t0,
                      es.prefill_seconds + es.decode_seconds};
   OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, times, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
   const double slowest = times[0];
@@ -134,12 +135,13 @@ int run_rollout(const Config& cfg) {
 
   const nlohmann::json j = {
       {"iteration", iteration}, {"policy_step", policy.step}, {"max_new_tokens", max_new},
-      {"reward", (f[0] + f[2]) / std::max(1.0, f[1] + f[3])},
-      {"reward_text", f[1] > 0 ? nlohmann::json(f[0] / f[1]) : nlohmann::json()},
-      {"reward_image", f[3] > 0 ? nlohmann::json(f[2] / f[3]) : nlohmann::json()},
-      {"groups_all_correct", f[4] / f[6]}, {"groups_none_correct", f[5] / f[6]},
-      {"response_length_mean", f[7] / f[9]}, {"response_length_max", max_len}, {"truncated", f[8] / f[9]},
-      {"generated_tokens", int64_t(f[7])}, {"tokens_per_s", f[7] / slowest}, {"seconds", slowest},
+      {"reward", (reward_text + reward_image) / std::max(1.0, samples_text + samples_image)},
+      {"reward_text", samples_text > 0 ? nlohmann::json(reward_text / samples_text) : nlohmann::json()},
+      {"reward_image", samples_image > 0 ? nlohmann::json(reward_image / samples_image) : nlohmann::json()},
+      {"groups_all_correct", groups_all_correct / groups}, {"groups_none_correct", groups_none_correct / groups},
+      {"response_length_mean", tokens / samples_all}, {"response_length_max", max_len},
+      {"truncated", truncated / samples_all}, {"generated_tokens", int64_t(tokens)}, {"tokens_per_s", tokens / slowest},
+      {"seconds", slowest},
       {"engine_seconds", times[1]}, {"engine_decode_tokens_per_s", decode[1] > 0 ? decode[0] / decode[1] * ranks : 0.0},
       {"overhead", 1.0 - times[1] / slowest}};
   if (rank == 0) {
@@ -150,7 +152,8 @@ int run_rollout(const Config& cfg) {
   log::info("iteration %lld: reward %.3f (text %s, image %s), groups all/none correct %.2f/%.2f, length mean %.0f max "
             "%lld (limit %lld), truncated %.2f, %.0f tok/s -> %s",
             (long long)iteration, j["reward"].get<double>(), j["reward_text"].dump().c_str(), j["reward_image"].dump().c_str(),
-            f[4] / f[6], f[5] / f[6], f[7] / f[9], (long long)max_len, (long long)max_new, f[8] / f[9], f[7] / slowest,
+            groups_all_correct / groups, groups_none_correct / groups, tokens / samples_all, (long long)max_len,
+            (long long)max_new, truncated / samples_all, tokens / slowest,
             output.c_str());
   return kExitOk;
 }

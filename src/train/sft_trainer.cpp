@@ -5,13 +5,13 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
-#include <chrono>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mpi_runtime.h"
@@ -400,17 +400,17 @@ int run_sft(const Config& cfg) {
   std::FILE* metrics = rank == 0 ? std::fopen(io::join_path(s.output, "metrics.jsonl").c_str(), "a") : nullptr;
   if (rank == 0 && !metrics) throw Error(s.output + "/metrics.jsonl: cannot open for writing");
   const int64_t first_step = cursor.step, total = run.plan.total_steps;
-  const auto t_start = std::chrono::steady_clock::now();
+  const double t_start = monotonic_seconds();
   int status = kExitOk;
   for (; cursor.step < total; ++cursor.step) {
     const int64_t step = cursor.step;
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = monotonic_seconds();
     const StepResult r = train_step(s, placement, run, *opt, sched, step);
     cursor.tokens_seen += int64_t(r.tokens);
 
-    const auto t1 = std::chrono::steady_clock::now();
-    const double dt = std::chrono::duration<double>(t1 - t0).count();
-    const double run_time = std::chrono::duration<double>(t1 - t_start).count();
+    const double t1 = monotonic_seconds();
+    const double dt = t1 - t0;
+    const double run_time = t1 - t_start;
     const int64_t done = step + 1 - first_step;
     if (rank == 0) {
       nlohmann::json j = {{"step", step + 1}, {"epoch", r.epoch}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},

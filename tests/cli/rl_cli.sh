@@ -33,15 +33,20 @@ echo "ok: rollouts on 1 and 2 ranks agree"
 
 # 2. Three iterations, uninterrupted; then killed part-way and restarted: the same final state.
 export OVR_BIN="$BIN" OVR_NP=2
+killed_and_restarted() {  # DIR PPO_OPTIONS...: the loop killed (-9) after its first rollout, then run again
+  local dir=$1; shift
+  setsid bash "$REPO/jobs/local/rl.sh" "$dir" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "$@" >"$dir.txt" 2>&1 &
+  local pid=$!
+  for _ in $(seq 600); do [ -f "$dir/rollouts/iter_000001.h5" ] && break; sleep 0.1; done
+  sleep 0.5
+  kill -KILL -- -$pid 2>/dev/null; wait $pid 2>/dev/null
+  [ -f "$dir/policy/step_00000003.h5" ] && { echo "FAIL: $dir: the loop finished before it was killed"; FAILED=1; }
+  expect_status 0 "RL loop restarted after kill -9 ($dir)" -- bash "$REPO/jobs/local/rl.sh" "$dir" "$POLICY0" "$PROMPTS" 3 \
+    "${RO[@]}" -- "$@"
+}
 expect_status 0 "RL loop, 3 iterations" -- bash "$REPO/jobs/local/rl.sh" "$WORK/full" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${PPO[@]}"
 expect_output "RL: 3 iterations done" "loop end"
-setsid bash "$REPO/jobs/local/rl.sh" "$WORK/cut" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${PPO[@]}" >"$WORK/cut.txt" 2>&1 &
-pid=$!
-for _ in $(seq 600); do [ -f "$WORK/cut/rollouts/iter_000001.h5" ] && break; sleep 0.1; done
-sleep 0.5
-kill -KILL -- -$pid 2>/dev/null; wait $pid 2>/dev/null
-[ -f "$WORK/cut/policy/step_00000003.h5" ] && { echo "FAIL: the loop finished before it was killed"; FAILED=1; }
-expect_status 0 "RL loop restarted after kill -9" -- bash "$REPO/jobs/local/rl.sh" "$WORK/cut" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${PPO[@]}"
+killed_and_restarted "$WORK/cut" "${PPO[@]}"
 for who in policy critic; do
   for g in /model /optim /state; do
     h5diff "$WORK/full/$who/step_00000003.h5" "$WORK/cut/$who/step_00000003.h5" $g $g >/dev/null \
@@ -55,13 +60,7 @@ lines=$(wc -l <"$WORK/full/policy/ppo_metrics.jsonl")
 # 2b. The same with GRPO (no critic): killed part-way and restarted = uninterrupted; no critic files.
 GRPO=(--advantage grpo --warmup-steps 0 --policy-lr 5e-5 --seq-len 512 --minibatches 2)
 expect_status 0 "GRPO loop, 3 iterations" -- bash "$REPO/jobs/local/rl.sh" "$WORK/gfull" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${GRPO[@]}"
-setsid bash "$REPO/jobs/local/rl.sh" "$WORK/gcut" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${GRPO[@]}" >"$WORK/gcut.txt" 2>&1 &
-pid=$!
-for _ in $(seq 600); do [ -f "$WORK/gcut/rollouts/iter_000001.h5" ] && break; sleep 0.1; done
-sleep 0.5
-kill -KILL -- -$pid 2>/dev/null; wait $pid 2>/dev/null
-[ -f "$WORK/gcut/policy/step_00000003.h5" ] && { echo "FAIL: the GRPO loop finished before it was killed"; FAILED=1; }
-expect_status 0 "GRPO loop restarted after kill -9" -- bash "$REPO/jobs/local/rl.sh" "$WORK/gcut" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${GRPO[@]}"
+killed_and_restarted "$WORK/gcut" "${GRPO[@]}"
 for g in /model /optim /state; do
   h5diff "$WORK/gfull/policy/step_00000003.h5" "$WORK/gcut/policy/step_00000003.h5" $g $g >/dev/null \
     || { echo "FAIL: GRPO policy $g differs after kill and restart"; FAILED=1; }

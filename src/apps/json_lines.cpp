@@ -1,0 +1,34 @@
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "apps/inspect_commands.h"
+#include "common/error.h"
+
+namespace ovr::apps {
+
+int for_each_stdin_json_line(const std::function<nlohmann::ordered_json(const nlohmann::json& in)>& row) {
+  std::string line;
+  for (long n = 1; std::getline(std::cin, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
+    const std::string where = "stdin line " + std::to_string(n);
+    nlohmann::json in;
+    try {
+      in = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(where + ": not valid JSON (" + e.what() + ")");
+    }
+    std::string text;
+    try {
+      text = row(in).dump() + "\n";
+    } catch (const Error& e) {
+      throw Error(where + ": " + e.what());
+    }
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  }
+  if (std::cin.bad()) throw Error("stdin: read error");
+  return kExitOk;
+}
+
+}  // namespace ovr::apps
