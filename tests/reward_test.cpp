@@ -95,6 +95,8 @@ TEST(RewardNormalize, strips_formatting_that_does_not_change_the_value) {
       {"y=2x+1", "2x+1"},
       {"\\theta = \\pi", "\\pi"},
       {"x \\in [0,1]", "[0,1]"},
+      {"=\\frac{7}{4}", "\\frac{7}{4}"},  // MathVerse writes some answers as the right-hand side alone
+      {"== 3", "==3"},  // not a naming: left as it is (spaces go, as everywhere)
       {"1,000", "1000"},
       {"1,234,567.5", "1234567.5"},
       {"1{,}000", "1000"},

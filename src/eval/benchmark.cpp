@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "eval/benchmark_formats.h"
 #include "io/fs.h"
 #include "reward/normalize.h"
 #include "reward/reward.h"
@@ -16,16 +17,8 @@ namespace ovr::eval {
 
 namespace {
 
-const char* kFormats = "math500, mathvision, aime, amc, mmmu_pro or generic";
 const char* kBoxedInstruction = "Please reason step by step, and put your final answer within \\boxed{}.";
 const char* kChoiceInstruction = "Please reason step by step, and put the letter of the correct option within \\boxed{}.";
-
-std::string as_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
-std::optional<std::string> optional_text(const nlohmann::json& j, const std::string& key) {
-  if (!j.contains(key) || j[key].is_null()) return std::nullopt;
-  return as_text(j[key]);
-}
 
 std::string letter(size_t i) { return std::string(1, char('A' + i)); }
 
@@ -79,48 +72,6 @@ text::ChatMessage question_turn(const std::string& text, const std::vector<std::
   return user;
 }
 
-// "['a', \"b's\", 'c']": a Python list literal of strings (MMMU-Pro writes its options so), or
-// nullopt when the text is not one.
-std::optional<std::vector<std::string>> python_string_list(const std::string& s) {
-  size_t i = 0;
-  auto skip = [&] { while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i; };
-  skip();
-  if (i >= s.size() || s[i++] != '[') return std::nullopt;
-  std::vector<std::string> out;
-  for (skip(); i < s.size() && s[i] != ']'; skip()) {
-    const char quote = s[i];
-    if (quote != '\'' && quote != '"') return std::nullopt;
-    std::string item;
-    for (++i; i < s.size() && s[i] != quote; ++i) {
-      if (s[i] == '\\' && i + 1 < s.size()) {
-        const char e = s[++i];
-        item += e == 'n' ? '\n' : e == 't' ? '\t' : e;
-      } else {
-        item += s[i];
-      }
-    }
-    if (i >= s.size()) return std::nullopt;
-    out.push_back(item);
-    ++i;
-    skip();
-    if (i < s.size() && s[i] == ',') ++i;
-  }
-  if (i >= s.size()) return std::nullopt;
-  return out;
-}
-
-std::vector<std::string> string_list(const nlohmann::json& v, const std::string& what) {
-  std::vector<std::string> out;
-  if (v.is_null()) return out;
-  if (v.is_string()) {
-    if (auto list = python_string_list(v.get<std::string>())) return *list;
-    return {v.get<std::string>()};
-  }
-  if (!v.is_array()) throw Error("\"" + what + "\" must be a string or a list");
-  for (const auto& x : v) out.push_back(as_text(x));
-  return out;
-}
-
 }  // namespace
 
 FieldMap parse_field_map(const std::string& spec) {
@@ -143,21 +94,10 @@ FieldMap parse_field_map(const std::string& spec) {
 
 Benchmark load_benchmark(const std::string& path, const std::string& format, const FieldMap& generic_fields,
                          const std::string& instruction) {
-  FieldMap f = generic_fields;
-  // The published files' fields: MATH500 (problem, unique_id), MATH-Vision (question, options, image),
-  // AIME 2024 (problem; answers "025": compared as numbers) and AMC 2023 (problem; answers as JSON
-  // floats such as 27.0), as Qwen2.5-Math's evaluation data holds them; MMMU-Pro (options as a
-  // Python list literal, up to 10 and more; <image N> tags; images where the file lists them).
-  if (format == "math500") f = parse_field_map("question=problem,id=unique_id");
-  else if (format == "aime" || format == "amc") f = parse_field_map("question=problem");
-  else if (format == "mmmu_pro") f = parse_field_map("level=topic_difficulty");
-  else if (format == "mathvision") f = FieldMap{};
-  else if (format != "generic")
-    throw ConfigError("--format: expected " + std::string(kFormats) + ", got '" + format + "'");
+  if (!is_format(format)) throw ConfigError("--format: expected " + std::string(format_names()) + ", got '" + format + "'");
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
   const std::string dir = io::parent_dir(path);
-  auto resolve = [&](const std::string& p) { return p.empty() || p.front() == '/' ? p : io::join_path(dir, p); };
   Benchmark out;
   std::string line;
   for (int64_t n = 1; std::getline(in, line); ++n) {
@@ -165,36 +105,34 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
     try {
       const auto j = nlohmann::json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object()) throw Error("not a JSON object");
+      const SourceRow r = read_row(format, j, generic_fields);
+      if (r.options.size() > 26) throw Error("more than 26 options");
+      // A relative image: beside the file, else in the format's image folders.
+      auto resolve = [&](const std::string& p) {
+        if (p.empty() || p.front() == '/') return p;
+        for (const std::string& sub : r.image_dirs)
+          if (io::path_exists(io::join_path(io::join_path(dir, sub), p))) return io::join_path(io::join_path(dir, sub), p);
+        return io::join_path(dir, p);
+      };
       Problem p;
       p.line = n;
       p.prompt.index = n;
       p.prompt.source = path + ":" + std::to_string(n);
-      p.prompt.id = j.contains(f["id"]) ? as_text(j[f["id"]]) : std::to_string(n);
-      p.subject = optional_text(j, f["subject"]);
-      p.level = optional_text(j, f["level"]);
-      if (!j.contains(f["answer"]) || j[f["answer"]].is_null() || as_text(j[f["answer"]]).empty()) throw Error("no answer");
-      p.prompt.answer = as_text(j[f["answer"]]);
-      if (j.contains(f["options"])) p.options = string_list(j[f["options"]], f["options"]);
-      if (p.options.size() > 26) throw Error("more than 26 options");
-      std::vector<std::string> images;
-      if (j.contains(f["images"])) images = string_list(j[f["images"]], f["images"]);
-      if (j.contains(f["image"])) {
-        const auto more = string_list(j[f["image"]], f["image"]);
-        images.insert(images.end(), more.begin(), more.end());
-      }
-      std::string suffix = instruction == "auto" ? (p.options.empty() ? kBoxedInstruction : kChoiceInstruction)
-                           : instruction == "none" ? "" : instruction;
-      if (j.contains(f["question"])) {
-        if (!j[f["question"]].is_string() || j[f["question"]].get<std::string>().empty()) throw Error("empty question");
-        std::string text = j[f["question"]].get<std::string>();
-        if (!p.options.empty()) text += options_block(p.options);
+      p.prompt.id = r.id.empty() ? std::to_string(n) : r.id;
+      p.subject = r.subject, p.level = r.level, p.decimal_places = r.decimal_places;
+      p.options = r.options;
+      const std::string suffix = instruction == "auto" ? (p.options.empty() ? kBoxedInstruction : kChoiceInstruction)
+                                 : instruction == "none" ? "" : instruction;
+      if (r.question) {
+        std::string text = *r.question;
+        if (!p.options.empty() && !r.options_in_question) text += options_block(p.options);
         if (!suffix.empty()) text += "\n" + suffix;
         std::vector<std::string> ordered;
-        p.prompt.messages.push_back(question_turn(text, images, ordered));
+        p.prompt.messages.push_back(question_turn(text, r.images, ordered));
         for (const auto& s : ordered) p.prompt.images.push_back(resolve(s));
-      } else if (j.contains(f["messages"])) {  // used as written; the instruction ends the last user text
-        p.prompt.messages = text::chat_messages_from_json(j[f["messages"]]);
-        for (const auto& s : text::chat_image_sources(j[f["messages"]])) p.prompt.images.push_back(resolve(s));
+      } else {  // ovr's chat form, used as written; the instruction ends the last user text
+        p.prompt.messages = text::chat_messages_from_json(*r.messages);
+        for (const auto& s : text::chat_image_sources(*r.messages)) p.prompt.images.push_back(resolve(s));
         for (auto it = p.prompt.messages.rbegin(); it != p.prompt.messages.rend() && !suffix.empty(); ++it) {
           if (it->role != "user") continue;
           it->content.push_back({text::ChatItem::Type::Text, "\n" + suffix});
@@ -202,12 +140,10 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
         }
         for (const auto& m : p.prompt.messages)
           if (m.role == "assistant") throw Error("a prompt must not hold an assistant turn");
-      } else {
-        throw Error("no \"" + f["question"] + "\" or \"" + f["messages"] + "\"");
       }
       for (const std::string& img : p.prompt.images)
         if (img.empty() || !io::path_exists(img)) throw Error("image " + img + ": no such file");
-      p.prompt.answer = reference_choice(p.prompt.answer, p.options);
+      p.prompt.answer = reference_choice(r.answer, p.options);
       out.problems.push_back(std::move(p));
     } catch (const std::exception& e) {  // nlohmann and ovr errors alike: the row is skipped
       out.bad_rows.push_back({n, e.what()});
@@ -218,6 +154,8 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
 
 std::string format_for_benchmark(const std::string& name) {
   if (name == "math500" || name == "mathvision") return name;
+  for (const char* prefix : {"mathvista", "mathverse", "dynamath"})
+    if (name.rfind(prefix, 0) == 0) return prefix;
   if (name.rfind("aime", 0) == 0) return "aime";
   if (name.rfind("amc", 0) == 0) return "amc";
   if (name.rfind("mmmu_pro", 0) == 0 || name.rfind("mmmu-pro", 0) == 0) return "mmmu_pro";
@@ -225,7 +163,8 @@ std::string format_for_benchmark(const std::string& name) {
 }
 
 std::string reference_choice(const std::string& answer, const std::vector<std::string>& options) {
-  if (options.empty() || !chosen_option(answer, {}).empty()) return answer;
+  if (options.empty()) return answer;
+  if (const std::string l = chosen_option(answer, {}); !l.empty()) return l;  // "(C)" is C
   for (size_t i = 0; i < options.size(); ++i)
     if (options[i] == answer) return letter(i);
   return answer;
@@ -240,6 +179,12 @@ reward::RewardResult score_answer(const std::string& response, const std::string
     r.reason = truncated ? "truncated" : right ? "correct" : "wrong";
   }
   return r;
+}
+
+reward::RewardResult score_problem(const std::string& response, const Problem& p, bool truncated,
+                                   reward::RewardOptions opt) {
+  if (p.decimal_places) opt.equiv.decimal_places = *p.decimal_places;
+  return score_answer(response, p.prompt.answer, p.options, truncated, opt);
 }
 
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options) {

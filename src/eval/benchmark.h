@@ -1,10 +1,6 @@
-// Benchmark files in their published forms, turned into prompt rows for the generation engine.
-//
-//   math500     {"problem", "answer", "subject", "level", "unique_id", ...} (openai/prm800k)
-//   mathvision  {"id", "question" with <image1>.., "options": [...], "answer": letter or value,
-//                "image": path, "subject", "level"} (mathllm/MATH-V; image paths relative to the file)
-//   generic     any JSONL, read through a field map: question or messages (ovr's chat form),
-//               image or images, answer, options, id, subject, level
+// Benchmark files in their published forms (eval/benchmark_formats.h: math500, mathvision, aime,
+// amc, mmmu_pro, mathvista, mathverse, dynamath; generic: any JSONL through a field map), turned
+// into prompt rows for the generation engine.
 //
 // The question becomes one user turn: its text with each <imageN> placeholder replaced by the
 // N-th image (images no placeholder names go first, as Qwen2.5-VL's examples place them), the
@@ -28,6 +24,7 @@ struct Problem {
   int64_t line = 0;                     // 1-based line in the file
   std::optional<std::string> subject, level;
   std::vector<std::string> options;     // multiple choice: option texts, labelled A, B, ...
+  std::optional<int> decimal_places;    // the row's stated precision (MathVista): overrides --decimal-places
 };
 
 struct BadRow {
@@ -63,7 +60,7 @@ Benchmark load_benchmark(const std::string& path, const std::string& format, con
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options);
 
 // The format --format auto picks for a benchmark name: math500, mathvision, aime (aime24, aime25,
-// ...), amc (amc23, ...), mmmu_pro, else generic.
+// ...), amc (amc23, ...), mmmu_pro, mathvista*, mathverse*, dynamath*, else generic.
 std::string format_for_benchmark(const std::string& name);
 
 // The reference of a multiple-choice problem as a letter: a letter as it is, an option's text as
@@ -75,5 +72,8 @@ std::string reference_choice(const std::string& answer, const std::vector<std::s
 // against the reference's letter.
 reward::RewardResult score_answer(const std::string& response, const std::string& answer,
                                   const std::vector<std::string>& options, bool truncated, const reward::RewardOptions& opt);
+// score_answer for a problem of a benchmark: its options, and its own precision where it states one.
+reward::RewardResult score_problem(const std::string& response, const Problem& p, bool truncated,
+                                   reward::RewardOptions opt);
 
 }  // namespace ovr::eval

@@ -2,8 +2,8 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mpi_runtime.h"
@@ -27,7 +27,7 @@ void add_eval_options(Config& cfg) {
        "DIR or DIR/results.jsonl of a finished evaluation: score its saved responses again with today's rules (no model)")
       ("min-digits", po::value<int>()->default_value(4), "significant digits a decimal needs to stand for a non-terminating exact answer")
       ("decimal-places", po::value<int>()->default_value(-1), "a stated precision: numbers rounded to this many decimals before comparing (-1: none)")
-      ("format", po::value<std::string>()->default_value("auto"), "math500, mathvision, aime, amc, mmmu_pro or generic (auto: from --benchmark: aime24 -> aime, amc23 -> amc; else generic)")
+      ("format", po::value<std::string>()->default_value("auto"), "math500, mathvision, aime, amc, mmmu_pro, mathvista, mathverse, dynamath or generic (auto: from --benchmark, e.g. aime24 -> aime, mathvista_testmini -> mathvista; else generic)")
       ("fields", po::value<std::string>()->default_value(""), "generic form: field names, e.g. question=problem,answer=final,image=img")
       ("instruction", po::value<std::string>()->default_value("auto"), "text after the question: auto (step by step, answer in \\boxed{}), none, or the text")
       ("k", po::value<int>()->default_value(1), "samples per problem (avg@k, pass@k, maj@k)")
@@ -88,7 +88,7 @@ reward::RewardOptions reward_options(const Config& cfg) {
 }  // namespace
 
 int run_eval(const Config& cfg) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = monotonic_seconds();
   const int rank = world_rank(), ranks = world_size();
   const reward::RewardOptions ro = reward_options(cfg);
   if (!cfg.get<std::string>("rescore").empty()) {  // no model: rank 0 rescores saved responses
@@ -149,7 +149,7 @@ int run_eval(const Config& cfg) {
     const Problem& p = *by_line.at(s.prompt_id);
     const std::string text = tok.decode(std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), /*skip_special=*/true);
     const bool truncated = s.finish_reason == "length";
-    const reward::RewardResult r = score_answer(text, p.prompt.answer, p.options, truncated, ro);
+    const reward::RewardResult r = score_problem(text, p, truncated, ro);
     tokens += int64_t(s.tokens.size());
     lines += nlohmann::json({{"benchmark", name}, {"id", p.prompt.id}, {"row", p.line}, {"sample", s.sample_index},
                              {"subject", p.subject ? nlohmann::json(*p.subject) : nlohmann::json()},
@@ -173,7 +173,7 @@ int run_eval(const Config& cfg) {
     throw Error(data + ": no problem could be evaluated: all " + std::to_string(bench.problems.size()) + " rows failed" +
                 (first.empty() ? "" : " (the first: " + first + ")"));
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = monotonic_seconds() - t0;
   if (rank == 0) {
     std::vector<nlohmann::json> results;
     for (const std::string& l : split_lines(all_lines)) results.push_back(nlohmann::json::parse(l));

@@ -328,8 +328,11 @@ size_t function_name_end(std::string_view s) {
   return close + 1;
 }
 
-// "x =", "y=", "\theta =", "x_1 =", "(x, y) =", "f(x) =", "x \in": names of the answer that follows.
+// "x =", "y=", "\theta =", "x_1 =", "(x, y) =", "f(x) =", "x \in": names of the answer that follows;
+// a bare leading "=" too.
 std::string_view strip_prefix(std::string_view s) {
+  // "= \frac{7}{4}": the naming's right-hand side written without its name (MathVerse's answers).
+  if (s.size() > 1 && s[0] == '=' && s[1] != '=' && s.find('=', 1) == npos) return trim(s.substr(1));
   size_t i = 0;
   if (!s.empty() && s[0] == '(') {  // a tuple of variables
     for (i = 1;; ++i) {

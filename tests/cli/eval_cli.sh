@@ -100,7 +100,7 @@ expect_status 1 "every row's image unreadable" -- $MPIEXEC 2 "$BIN/ovr_eval" "${
 expect_output "no problem could be evaluated: all 2 rows failed (the first:" "all rows failed named"
 [ ! -e "$WORK/broken" ] || { echo "FAIL: an output directory was left when no problem could be evaluated"; FAILED=1; }
 expect_status 2 "unknown format" -- "$BIN/ovr_eval" "${EV[@]}" --benchmark x --format gsm8k --data "$OURS/bad_rows.jsonl" -o "$WORK/x"
-expect_output "--format: expected math500, mathvision, aime, amc, mmmu_pro or generic" "format named"
+expect_output "--format: expected math500, mathvision, aime, amc, mmmu_pro, mathvista, mathverse, dynamath or generic" "format named"
 expect_status 2 "k = 0" -- "$BIN/ovr_eval" "${EV[@]}" --benchmark x --k 0 --data "$OURS/bad_rows.jsonl" -o "$WORK/x"
 expect_status 2 "bad field map" -- "$BIN/ovr_eval" "${EV[@]}" --benchmark x --fields problem --data "$OURS/bad_rows.jsonl" -o "$WORK/x"
 finish
