@@ -2,7 +2,10 @@
 """Checkpoints x benchmarks table from ovr_eval results, as Markdown, LaTeX (booktabs) and CSV.
 
 Each input is an evaluation directory or its summary.json (docs/eval-format.md). A row is a
-checkpoint, a column a benchmark; a cell is the chosen metric x100 with one decimal. The best
+checkpoint, a column a benchmark; a cell is the chosen metric x100 with one decimal. Columns
+follow the paper's table (AIME 2024, MATH500, MathVision, MathVerse, DynaMath, MathVista,
+MMMU-Pro; a benchmark whose name starts with one of these, e.g. mathverse_text_only, sits with
+it), other benchmarks after them in input order; --input-order keeps the inputs' order. The best
 value of each column among the evaluated checkpoints is bold (ties all bold; compared at the
 printed precision, so the bold matches what is shown). Reference rows from the paper are never
 candidates for best: they are context, not competitors.
@@ -35,14 +38,34 @@ REFERENCE_ROWS = {
     "OVR-7B (paper)": {"aime2024": 63.5, "math500": 95.3, "mathvision": 51.8, "mathverse": 54.6},
 }
 BENCHMARK_ALIASES = {"aime24": "aime2024"}
+# The paper's benchmarks in the order of its table (normalised names), and how they are shown.
+PAPER_ORDER = ["aime2024", "math500", "mathvision", "mathverse", "dynamath", "mathvista", "mmmupro"]
 DISPLAY_NAMES = {"aime2024": "AIME 2024", "math500": "MATH500", "mathvision": "MathVision",
-                 "mathverse": "MathVerse"}
+                 "mathverse": "MathVerse", "dynamath": "DynaMath", "mathvista": "MathVista", "mmmupro": "MMMU-Pro"}
 MISSING = "–"
 
 
 def normalise_benchmark(name):
     key = re.sub(r"[^a-z0-9]", "", name.lower())
     return BENCHMARK_ALIASES.get(key, key)
+
+
+def paper_position(name):
+    """Where a benchmark stands in the paper's table (its name or a name that starts with it), else None."""
+    key = normalise_benchmark(name)
+    for i, paper in enumerate(PAPER_ORDER):
+        if key.startswith(paper) or (paper == "aime2024" and key.startswith("aime24")):
+            return i
+    return None
+
+
+def in_paper_order(columns):
+    """The paper's benchmarks first, in its order (input order among variants of one), then the rest."""
+    def key(indexed):
+        i, name = indexed
+        pos = paper_position(name)
+        return (0, pos, i) if pos is not None else (1, 0, i)
+    return [name for _, name in sorted(enumerate(columns), key=key)]
 
 
 def summary_path(path):
@@ -179,6 +202,7 @@ def main():
     parser.add_argument("--metric", default="avg_at_k",
                         help="avg_at_k (default), maj_at_k, pass@k (k of the run) or pass@N, e.g. pass@1")
     parser.add_argument("--reference", action="store_true", help="add the paper's published OVR-7B row")
+    parser.add_argument("--input-order", action="store_true", help="columns in the order of the inputs, not the paper's")
     parser.add_argument("--markdown", metavar="FILE", help="also write the Markdown table here")
     parser.add_argument("--latex", metavar="FILE", help="write a booktabs LaTeX table here")
     parser.add_argument("--csv", metavar="FILE", help="write the table as CSV here")
@@ -187,6 +211,8 @@ def main():
         parser.error(f"--metric must be avg_at_k, maj_at_k, pass@k or pass@N, got '{args.metric}'")
 
     rows, columns, cells = load_cells(args.inputs, parse_labels(args.label, parser), args.metric)
+    if not args.input_order:
+        columns = in_paper_order(columns)
     refs = reference_cells(columns) if args.reference else {}
     if args.reference and not refs:
         print(f"{parser.prog}: note: the paper reports none of these benchmarks; no reference row", file=sys.stderr)

@@ -42,24 +42,40 @@ class EvalTable(unittest.TestCase):
                             "--reference", "--latex", self.out("t.tex"), "--csv", self.out("t.csv"))
         self.assertEqual(result.returncode, 0, result.stderr)
         lines = result.stdout.splitlines()
-        self.assertEqual(lines[0], "| Model | MATH500 | MathVision | AIME 2024 |")
-        self.assertIn("| a/step_100 | 41.0 | **25.0** | – |", lines)
-        self.assertIn("| Final | **45.7** | 20.0 | – |", lines)
-        self.assertIn("| hf/base | – | – | **10.0** |", lines)
-        self.assertIn("| OVR-7B (paper) | 95.3 | 51.8 | 63.5 |", lines)  # never bold: not a candidate
+        self.assertEqual(lines[0], "| Model | AIME 2024 | MATH500 | MathVision |")  # the paper's order
+        self.assertIn("| a/step_100 | – | 41.0 | **25.0** |", lines)
+        self.assertIn("| Final | – | **45.7** | 20.0 |", lines)
+        self.assertIn("| hf/base | **10.0** | – | – |", lines)
+        self.assertIn("| OVR-7B (paper) | 63.5 | 95.3 | 51.8 |", lines)  # never bold: not a candidate
         self.assertIn("Wei et al. 2025, arXiv:2507.05255", result.stdout)
 
         with open(self.out("t.tex")) as f:
             latex = f.read()
-        for expected in (r"\toprule", r"\midrule", r"\bottomrule", r"Final & \textbf{45.7} & 20.0 & -- \\",
-                         r"a/step\_100 & 41.0 & \textbf{25.0} & -- \\", "arXiv:2507.05255"):
+        for expected in (r"\toprule", r"\midrule", r"\bottomrule", r"Final & -- & \textbf{45.7} & 20.0 \\",
+                         r"a/step\_100 & -- & 41.0 & \textbf{25.0} \\", "arXiv:2507.05255"):
             self.assertIn(expected, latex)
 
         with open(self.out("t.csv")) as f:
             rows = list(csv.reader(f))
-        self.assertEqual(rows[0], ["model", "kind", "math500", "mathvision", "aime24"])
-        self.assertIn(["Final", "evaluated", "45.7", "20.0", ""], rows)
-        self.assertIn(["OVR-7B (paper)", "reference", "95.3", "51.8", "63.5"], rows)
+        self.assertEqual(rows[0], ["model", "kind", "aime24", "math500", "mathvision"])
+        self.assertIn(["Final", "evaluated", "", "45.7", "20.0"], rows)
+        self.assertIn(["OVR-7B (paper)", "reference", "63.5", "95.3", "51.8"], rows)
+
+    def test_columns_follow_the_paper_then_the_rest_unless_input_order(self):
+        d = self.dir.name
+        for name, bench in (("mmmu", "mmmu_pro"), ("dyn", "dynamath"), ("gsm", "gsm8k"), ("mv_text", "mathverse_text_only"),
+                            ("vista", "mathvista_testmini")):
+            os.makedirs(os.path.join(d, name))
+            with open(os.path.join(d, name, "summary.json"), "w") as f:
+                json.dump(summary("/runs/a/final.h5", bench, 0.5), f)
+        inputs = [os.path.join(d, n) for n in ("mmmu", "gsm", "dyn", "mv_text", "vista")] + [self.paths["final_math"]]
+        result = run_script("eval_table.py", *inputs)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.splitlines()[0],
+                         "| Model | MATH500 | mathverse_text_only | DynaMath | mathvista_testmini | MMMU-Pro | gsm8k |")
+        result = run_script("eval_table.py", *inputs, "--input-order")
+        self.assertEqual(result.stdout.splitlines()[0],
+                         "| Model | MMMU-Pro | gsm8k | DynaMath | mathverse_text_only | mathvista_testmini | MATH500 |")
 
     def test_metric_option_picks_the_summary_field(self):
         s = summary("/m", "math500", 0.41, k=8, pass_at={"1": 0.41, "2": 0.5, "4": 0.6, "8": 0.75}, maj=0.47)
