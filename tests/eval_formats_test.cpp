@@ -11,13 +11,11 @@
 
 #include "eval/benchmark.h"
 #include "eval/benchmark_formats.h"
+#include "eval_test_util.h"
 #include "text/chat_template.h"
 
 #ifndef OVR_TEST_FIXTURES
 #define OVR_TEST_FIXTURES "/work/main/tests/fixtures"
-#endif
-#ifndef OVR_SHARED_FIXTURES
-#define OVR_SHARED_FIXTURES "/work/shared/fixtures"
 #endif
 
 using namespace ovr;
@@ -25,22 +23,9 @@ using namespace ovr::eval;
 
 namespace {
 
-std::string shared_benchmarks() {
-  const char* env = std::getenv("OVR_SHARED_FIXTURES");
-  return std::string(env && *env ? env : OVR_SHARED_FIXTURES) + "/benchmarks";
-}
-const std::string kBench = shared_benchmarks();
-
-#define SKIP_WITHOUT(file)                                                                                  \
-  if (!std::ifstream(kBench + "/" + file).good())                                                          \
-  GTEST_SKIP() << kBench << "/" << file << " not found (public data, not in the repository: set "          \
-               << "OVR_SHARED_FIXTURES to the shared fixtures)"
-
-std::string user_text(const Problem& p) {
-  std::string s;
-  for (const auto& item : p.prompt.messages.back().content) s += item.type == text::ChatItem::Type::Image ? "<IMG>" : item.text;
-  return s;
-}
+const std::string kBench = test::shared_benchmarks();
+using test::user_text;
+#define SKIP_WITHOUT(file) SKIP_WITHOUT_SHARED(file)
 
 double score(const std::string& boxed, const Problem& p) { return score_problem("\\boxed{" + boxed + "}", p, false, {}).reward; }
 

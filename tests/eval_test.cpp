@@ -10,13 +10,11 @@
 #include "common/error.h"
 #include "eval/benchmark.h"
 #include "eval/scores.h"
+#include "eval_test_util.h"
 #include "text/chat_template.h"
 
 #ifndef OVR_TEST_FIXTURES
 #define OVR_TEST_FIXTURES "/work/main/tests/fixtures"
-#endif
-#ifndef OVR_SHARED_FIXTURES
-#define OVR_SHARED_FIXTURES "/work/shared/fixtures"
 #endif
 
 using namespace ovr;
@@ -24,26 +22,11 @@ using namespace ovr::eval;
 
 namespace {
 
-// Benchmark files from public repositories are never committed here: they are read from the shared
-// fixtures beside the clone (OVR_SHARED_FIXTURES overrides the place), and the tests that need them
-// are skipped, saying so, where they are absent.
-std::string shared_benchmarks() {
-  const char* env = std::getenv("OVR_SHARED_FIXTURES");
-  return std::string(env && *env ? env : OVR_SHARED_FIXTURES) + "/benchmarks";
-}
-const std::string kBench = shared_benchmarks();
+const std::string kBench = test::shared_benchmarks();
 const std::string kOurs = std::string(OVR_TEST_FIXTURES) + "/eval";
+using test::user_text;
 
-#define SKIP_WITHOUT_SHARED_BENCHMARKS()                                                                   \
-  if (!std::ifstream(kBench + "/math500/test.jsonl").good())                                               \
-  GTEST_SKIP() << "benchmark files not found in " << kBench                                                \
-               << " (public data, not in the repository: set OVR_SHARED_FIXTURES to the shared fixtures)"
-
-std::string user_text(const Problem& p) {
-  std::string s;
-  for (const auto& item : p.prompt.messages.back().content) s += item.type == text::ChatItem::Type::Image ? "<IMG>" : item.text;
-  return s;
-}
+#define SKIP_WITHOUT_SHARED_BENCHMARKS() SKIP_WITHOUT_SHARED("math500/test.jsonl")
 
 double binomial(int n, int k) { return k < 0 || k > n ? 0.0 : std::round(std::exp(std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1))); }
 
