@@ -50,44 +50,35 @@ size_t utf8_sequence(const unsigned char* s, size_t n, size_t i, size_t* valid_p
   return len;
 }
 
-// Offset of the first byte that is not part of well-formed UTF-8, or npos.
-size_t first_invalid_utf8(std::string_view text) {
+// Offset of the first ill-formed sequence at or after `from` (npos when none), and in *bad_len the
+// bytes it spans (its longest valid prefix, at least 1: what one U+FFFD replaces).
+size_t next_invalid_utf8(std::string_view text, size_t from, size_t* bad_len) {
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
-  for (size_t i = 0; i < n;) {
+  for (size_t i = from; i < n;) {
     if (s[i] < 0x80) {
       ++i;
       continue;
     }
-    size_t prefix;
-    const size_t len = utf8_sequence(s, n, i, &prefix);
+    const size_t len = utf8_sequence(s, n, i, bad_len);
     if (len == 0) return i;
     i += len;
   }
   return std::string_view::npos;
 }
 
+size_t first_invalid_utf8(std::string_view text) {
+  size_t bad_len;
+  return next_invalid_utf8(text, 0, &bad_len);
+}
+
 void append_utf8_lossy(std::string_view bytes, std::string& out) {
-  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  size_t run = 0;  // start of the pending run of valid bytes
-  for (size_t i = 0; i < n;) {
-    if (s[i] < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t prefix;
-    const size_t len = utf8_sequence(s, n, i, &prefix);
-    if (len) {
-      i += len;
-      continue;
-    }
-    out.append(bytes.data() + run, i - run);
+  size_t at = 0, bad_len;
+  for (size_t i; (i = next_invalid_utf8(bytes, at, &bad_len)) != std::string_view::npos; at = i + bad_len) {
+    out.append(bytes.data() + at, i - at);
     out += "\xEF\xBF\xBD";
-    i += prefix;
-    run = i;
   }
-  out.append(bytes.data() + run, n - run);
+  out.append(bytes.data() + at, bytes.size() - at);
 }
 
 // The code point at s[*i] of well-formed UTF-8 (callers checked it); advances *i past it.
