@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/unclosable_files.h"
 
 namespace ovr {
 
@@ -21,6 +22,8 @@ MPI_Comm g_error_comm = MPI_COMM_NULL;  // used only by the error path, so it ne
 // error communicator and waits a few seconds. If every rank joins (a bad input file seen by all,
 // say), the job can end cleanly with one error line; otherwise a rank is still busy, possibly
 // blocked in a collective waiting for us, and only MPI_Abort can end it.
+bool g_unclosable_file = false;
+
 bool all_ranks_failed(double wait_seconds) {
   MPI_Request req;
   if (MPI_Ibarrier(g_error_comm, &req) != MPI_SUCCESS) return false;
@@ -91,6 +94,9 @@ void mpi_check(int rc, const char* call, const char* file, int line) {
               std::string(msg, size_t(len)));
 }
 
+void mark_unclosable_file() { g_unclosable_file = true; }
+bool has_unclosable_file() { return g_unclosable_file; }
+
 int run_main(const char* program, int argc, char** argv, const std::function<int(int, char**)>& body) {
   g_program = program;
   int provided = 0;
@@ -133,6 +139,10 @@ int run_main(const char* program, int argc, char** argv, const std::function<int
       error_line(failure.c_str());
       MPI_Abort(MPI_COMM_WORLD, code);  // the other ranks may be blocked in a collective
     }
+  }
+  if (has_unclosable_file()) {  // unclosable_files.h: MPI_Finalize or exit handlers would hang or crash on it
+    std::fflush(stdout), std::fflush(stderr);
+    _exit(code == kExitOk ? kExitFailure : code);
   }
   MPI_Comm_free(&g_error_comm);
   MPI_Finalize();

@@ -1,14 +1,17 @@
 #include "io/hdf5_checkpoint.h"
 
 #include <hdf5.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <exception>
 
 #include "common/error.h"
 #include "common/mpi_runtime.h"
+#include "common/unclosable_files.h"
 #include "io/checksum.h"
 #include "io/fs.h"
 #include "io/hdf5_support.h"
@@ -42,6 +45,21 @@ std::string resolve_latest(const std::string& dir) {
 // =============================================================================================
 // Writer
 
+namespace {
+
+// Why a write or close failed, as far as the system says: errno where the driver left it (POSIX
+// writes), else a folder with almost no space left (MPI-IO's independent writes lose errno).
+std::string write_failure_cause(const std::string& path, int err) {
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG || err == EIO) return std::string(" (") + std::strerror(err) + ")";
+  struct statvfs v;
+  const std::string dir = parent_dir(path);
+  if (::statvfs(dir.c_str(), &v) == 0 && uint64_t(v.f_bavail) * uint64_t(v.f_frsize) < (1u << 20))
+    return " (No space left on device: under 1 MiB free in " + dir + ")";
+  return "";
+}
+
+}  // namespace
+
 struct CheckpointWriter::Impl {
   std::string path, tmp_path;
   MPI_Comm comm = MPI_COMM_NULL;
@@ -56,7 +74,67 @@ struct CheckpointWriter::Impl {
   };
   std::vector<Dataset> datasets;
   std::map<std::string, size_t> index;
-  bool committed = false;
+  bool committed = false, abandoned = false;
+  // The first write that failed on this rank (a full disk, a quota, an I/O error). Writes go on
+  // failing quietly, so that every rank still enters every collective call; commit() then makes
+  // all ranks agree before the collective close.
+  std::string error;
+
+  void record(const std::exception& e) {
+    if (error.empty()) error = e.what();
+  }
+
+  // Gives the file up without closing it: a collective close with the ranks' HDF5 states diverged
+  // after a failed write hangs, and a failed close leaves a torn object behind (common/unclosable_files.h).
+  void abandon() {
+    for (auto& d : datasets) d.id.release(), d.type.release();
+    file.release();
+    abandoned = true;
+    mark_unclosable_file();
+    if (rank == 0) ::unlink(tmp_path.c_str());
+  }
+
+  // Collective: when any rank has failed, every rank abandons the file and throws the lowest
+  // failing rank's error, so that all leave together with the same line and nothing committed.
+  void agree_or_abandon() {
+    int failed = error.empty() ? 0 : 1, any = 0;
+    OVR_MPI_CHECK(MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm));
+    if (!any) return;
+    int first = failed ? rank : size;
+    OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm));
+    std::string message = error;
+    int len = int(message.size());
+    OVR_MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, first, comm));
+    message.resize(size_t(len));
+    OVR_MPI_CHECK(MPI_Bcast(message.data(), len, MPI_CHAR, first, comm));
+    abandon();
+    throw Error(message + "; nothing committed, " + base_name(tmp_path) + " removed");
+  }
+
+  // Closes datasets and file, checking each close (a full disk often shows only here, when HDF5
+  // flushes its metadata). Returns whether all succeeded; on failure the error is recorded.
+  bool close_all() {
+    bool ok = true;
+    for (auto& d : datasets) {
+      const hid_t id = d.id.get();
+      d.id.release();
+      if (id >= 0 && H5Dclose(id) < 0) ok = false;
+    }
+    datasets.clear();
+    const hid_t f = file.get();
+    file.release();
+    errno = 0;
+    if (f >= 0 && H5Fclose(f) < 0) ok = false;
+    if (!ok) {
+      const std::string cause = write_failure_cause(tmp_path, errno);
+      try {
+        h5_fail(tmp_path + ": closing the file failed" + cause);
+      } catch (const Error& e) {
+        record(e);
+      }
+    }
+    return ok;
+  }
 
   Dataset& find(const std::string& p) {
     auto it = index.find(p);
@@ -73,11 +151,19 @@ struct CheckpointWriter::Impl {
     }
   }
 
-  // One rank's rows, split into transfers of at most kMaxTransferBytes.
+  // One transfer; a failure is recorded (with the system's reason where it is a full disk, a quota,
+  // a file-size limit or an I/O error), not thrown (see `error`).
   void write_piece(Dataset& d, int64_t begin, int64_t count, const void* src, hid_t dxpl) {
-    Handle fspace(h5(H5Dget_space(d.id), "H5Dget_space"), H5Sclose);
-    Handle mspace = select_rows(fspace, d.info.shape, begin, count);
-    h5(H5Dwrite(d.id, d.type, mspace, fspace, dxpl, src), tmp_path + ": write " + d.path, 0);
+    try {
+      Handle fspace(h5(H5Dget_space(d.id), tmp_path + ": " + d.path), H5Sclose);
+      Handle mspace = select_rows(fspace, d.info.shape, begin, count);
+      errno = 0;
+      if (H5Dwrite(d.id, d.type, mspace, fspace, dxpl, src) < 0) {
+        h5_fail(tmp_path + ": write " + d.path + write_failure_cause(tmp_path, errno));
+      }
+    } catch (const Error& e) {
+      record(e);
+    }
   }
 };
 
@@ -101,14 +187,12 @@ CheckpointWriter::CheckpointWriter(const std::string& path, MPI_Comm comm, const
 
 CheckpointWriter::~CheckpointWriter() {
   auto& m = *impl_;
-  if (!m.committed && m.size > 1 && std::uncaught_exceptions() > 0) {
-    // Closing a parallel file is collective, and the other ranks may never get here: leave the
-    // handles to process exit (the job is about to abort) rather than hang.
-    for (auto& d : m.datasets) d.id.release(), d.type.release();
-    m.file.release();
+  if (!m.committed && !m.abandoned) {
+    // Closing a parallel file is collective, and after an exception the other ranks may never get
+    // here: give it up rather than hang. On one rank, close it (and give it up if that fails).
+    if (m.size > 1 && std::uncaught_exceptions() > 0) m.abandon();
+    else if (!m.close_all()) m.abandon();
   }
-  m.datasets.clear();
-  m.file.reset();
   if (!m.committed && m.rank == 0) ::unlink(m.tmp_path.c_str());
   if (m.comm != MPI_COMM_NULL) MPI_Comm_free(&m.comm);
 }
@@ -129,9 +213,13 @@ void CheckpointWriter::define(const std::string& dataset, DType dtype, const std
   // Every byte gets written by us: skip HDF5's fill pass, which would double the write volume.
   h5(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "H5Pset_fill_time", 0);
   h5(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time", 0);
-  d.id = Handle(h5(H5Dcreate2(m.file, dataset.c_str(), d.type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                   m.tmp_path + ": create dataset " + dataset), H5Dclose);
-  write_string_attr(d.id, "dtype", dtype_name(dtype));
+  try {
+    d.id = Handle(h5(H5Dcreate2(m.file, dataset.c_str(), d.type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                     m.tmp_path + ": create dataset " + dataset), H5Dclose);
+    write_string_attr(d.id, "dtype", dtype_name(dtype));
+  } catch (const Error& e) {
+    m.record(e);  // its writes then fail too; commit() reports the first failure on every rank
+  }
   m.index[dataset] = m.datasets.size();
   m.datasets.push_back(std::move(d));
 }
@@ -165,6 +253,7 @@ void CheckpointWriter::write_shard(const std::string& dataset, int64_t offset, i
 
 void CheckpointWriter::commit(bool update_latest) {
   auto& m = *impl_;
+  m.agree_or_abandon();  // a write failed on some rank: every rank stops here, nothing renamed
   std::vector<std::vector<Segment>> mine;
   for (const auto& d : m.datasets) mine.push_back(d.written);
   auto all = allgather_segments(m.comm, m.size, mine);
@@ -174,24 +263,33 @@ void CheckpointWriter::commit(bool update_latest) {
     std::string gap;
     if (!combine_segments(all[i], dataset_rows(d.info), row_bytes(d.info), &crc, &gap))
       throw Error(m.tmp_path + ": dataset " + d.path + " was not completely written (" + gap + "); not committing");
-    write_int_attr(d.id, "crc32", H5T_STD_U32LE, &crc);
+    try {
+      write_int_attr(d.id, "crc32", H5T_STD_U32LE, &crc);
+    } catch (const Error& e) {
+      m.record(e);
+    }
   }
-  const auto& a = m.attrs;
-  const int version = kCheckpointFormatVersion;
-  write_int_attr(m.file, "format_version", H5T_STD_I32LE, &version);
-  write_int_attr(m.file, "step", H5T_STD_I64LE, &a.step);
-  write_string_attr(m.file, "role", a.role);
-  write_string_attr(m.file, "model_config", a.model_config);
-  write_string_attr(m.file, "run_config", a.run_config);
-  write_string_attr(m.file, "code_version", a.code_version);
-  const int64_t writers = m.size;
-  write_int_attr(m.file, "writer_world_size", H5T_STD_I64LE, &writers);
-  for (const auto& [k, v] : a.extra) write_string_attr(m.file, k, v);
-  // Written last: a file without it was never committed.
-  write_string_attr(m.file, "format", kCheckpointFormat);
+  try {
+    const auto& a = m.attrs;
+    const int version = kCheckpointFormatVersion;
+    write_int_attr(m.file, "format_version", H5T_STD_I32LE, &version);
+    write_int_attr(m.file, "step", H5T_STD_I64LE, &a.step);
+    write_string_attr(m.file, "role", a.role);
+    write_string_attr(m.file, "model_config", a.model_config);
+    write_string_attr(m.file, "run_config", a.run_config);
+    write_string_attr(m.file, "code_version", a.code_version);
+    const int64_t writers = m.size;
+    write_int_attr(m.file, "writer_world_size", H5T_STD_I64LE, &writers);
+    for (const auto& [k, v] : a.extra) write_string_attr(m.file, k, v);
+    // Written last: a file without it was never committed.
+    write_string_attr(m.file, "format", kCheckpointFormat);
+  } catch (const Error& e) {
+    m.record(e);
+  }
+  m.agree_or_abandon();
   if (m.rank == 0 && on_phase) on_phase("data-written");
-  m.datasets.clear();
-  m.file.reset();  // H5Fclose: collective, flushes everything
+  if (!m.close_all()) mark_unclosable_file();  // HDF5 may hold a half-closed file
+  m.agree_or_abandon();  // H5Fclose is collective: every rank learns whether every flush succeeded
   on_root_then_share(m.comm, m.rank, [&] {
     if (on_phase) on_phase("closed");
     fsync_file(m.tmp_path);

@@ -1,5 +1,6 @@
 #include "io/hdf5_support.h"
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 
@@ -26,6 +27,8 @@ herr_t collect_error(unsigned n, const H5E_error2_t* e, void* out) {
   std::string cause;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &cause);
   H5Eclear2(H5E_DEFAULT);
+  // One line: the drivers append a multi-line dump ("file write failed: time = ..., errno = 28, ...").
+  cause = cause.substr(0, std::min(cause.find(": time = "), cause.find('\n')));
   throw Error(what + (cause.empty() ? "" : ": " + cause));
 }
 
