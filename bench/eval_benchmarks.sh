@@ -27,14 +27,14 @@ while read -r file name; do
   secs=()
   for np in 1 2; do
     t0=$(date +%s%N)
-    mpirun -n $np "$BIN/ovr_eval" "${COMMON[@]}" --benchmark "$name" --data "$FIX/$file" -o "$out/np$np" >"$out.np$np.log" 2>&1
+    mpirun -n $np "$BIN/ovr_eval" "${COMMON[@]}" --benchmark "$name" --data "$FIX/$file" -o "$out/np$np" </dev/null >"$out.np$np.log" 2>&1
     rc=$?
     ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     secs+=("$((ms / 1000)).$(( ms % 1000 / 100 ))")
   done
   if [ "$rc" != 0 ]; then
     printf '| %s | %s | %s | 0 | %s (exit %s: %s) | | %s | %s |\n' "$file" "$name" "$rows" "$rows" "$rc" \
-      "$(tail -1 "$out.np2.log" | sed 's/.*error: //' | cut -c1-90)" "${secs[0]}" "${secs[1]}"
+      "$(grep -m1 ": error" "$out.np2.log" | sed 's/.*error[^:]*: //' | cut -c1-110)" "${secs[0]}" "${secs[1]}"
     continue
   fi
   read -r loaded bad first < <(/usr/bin/python3 -c "

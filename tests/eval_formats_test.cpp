@@ -14,10 +14,6 @@
 #include "eval_test_util.h"
 #include "text/chat_template.h"
 
-#ifndef OVR_TEST_FIXTURES
-#define OVR_TEST_FIXTURES "/work/main/tests/fixtures"
-#endif
-
 using namespace ovr;
 using namespace ovr::eval;
 

@@ -13,10 +13,6 @@
 #include "eval_test_util.h"
 #include "text/chat_template.h"
 
-#ifndef OVR_TEST_FIXTURES
-#define OVR_TEST_FIXTURES "/work/main/tests/fixtures"
-#endif
-
 using namespace ovr;
 using namespace ovr::eval;
 
@@ -133,6 +129,7 @@ TEST(Benchmark, BadRowsAreCountedAndNamedNotThrown) {
   ASSERT_EQ(b.problems.size(), 2u);
   ASSERT_EQ(b.bad_rows.size(), 4u);
   EXPECT_EQ(b.bad_rows[0].line, 2);
+  EXPECT_EQ(b.bad_rows[0].reason.rfind("not valid JSON (parse error at line 1", 0), 0u) << b.bad_rows[0].reason;
   EXPECT_EQ(b.bad_rows[1].line, 3);
   EXPECT_EQ(b.bad_rows[1].reason, "no answer");
   EXPECT_EQ(b.bad_rows[2].line, 4);
@@ -143,6 +140,16 @@ TEST(Benchmark, BadRowsAreCountedAndNamedNotThrown) {
   EXPECT_EQ(user_text(b.problems[1]), "Which is larger?\n\nOptions:\nA. $\\frac{1}{2}$\nB. $\\frac{2}{3}$");
   EXPECT_THROW(load_benchmark(kOurs + "/nothing.jsonl", "generic", FieldMap{}, "auto"), Error);
   EXPECT_THROW(load_benchmark(kOurs + "/bad_rows.jsonl", "gsm8k", FieldMap{}, "auto"), ConfigError);
+}
+
+TEST(Benchmark, ADirectoryOrAMissingFileIsNamed) {
+  try {
+    load_benchmark(kOurs, "generic", FieldMap{}, "none");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tests/fixtures/eval: is a directory (expected a JSONL file)"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_benchmark(kOurs + "/none.jsonl", "generic", FieldMap{}, "none"), Error);
 }
 
 TEST(Benchmark, GenericFieldMapRenamesFields) {

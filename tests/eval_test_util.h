@@ -9,6 +9,9 @@
 #include "eval/benchmark.h"
 #include "text/chat_template.h"
 
+#ifndef OVR_TEST_FIXTURES  // our own fixtures (CMake passes the path)
+#define OVR_TEST_FIXTURES "/work/main/tests/fixtures"
+#endif
 #ifndef OVR_SHARED_FIXTURES
 #define OVR_SHARED_FIXTURES "/work/shared/fixtures"
 #endif

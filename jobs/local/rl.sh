@@ -48,6 +48,11 @@ stop_point() {
 }
 step() { printf '%s/step_%08d.h5' "$1" "$2"; }
 mkdir -p "$WORK/policy" "$WORK/rollouts"
+# One loop per run directory: a second rl.sh (or ranks of a killed one still running: they inherit
+# the lock's descriptor) is refused. The kernel drops the lock when the last holder ends.
+exec 9>"$WORK/.ovr-lock"
+flock -n 9 || { echo "rl.sh: error: $WORK is in use by another RL loop ($(cat "$WORK/.ovr-lock.holder" 2>/dev/null || echo unknown)); wait for it, or use another directory" >&2; exit 1; }
+echo "rl.sh (pid $$ on $(hostname), since $(date -u '+%Y-%m-%d %H:%M:%S UTC'))" > "$WORK/.ovr-lock.holder"
 [ -f "$(step "$WORK/policy" 0)" ] || "$BIN/ovr_convert" "$POLICY0" "$(step "$WORK/policy" 0)" >/dev/null
 for ((k = 0; k < ITERS; k++)); do
   rollout="$(printf '%s/rollouts/iter_%06d.h5' "$WORK" $k)"

@@ -1,5 +1,6 @@
 // ovr_average: the (weighted) mean of several checkpoints' model tensors, the paper's final model.
 #include <nlohmann/json.hpp>
+#include <cmath>
 #include <sstream>
 
 #include "common/config.h"
@@ -22,7 +23,8 @@ static std::vector<double> parse_weights(const std::string& text, size_t n_input
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != item.size() || !(v >= 0)) throw ConfigError("--weights: '" + item + "' is not a non-negative number");
+    if (used == 0 || used != item.size() || !(v >= 0) || !std::isfinite(v))
+      throw ConfigError("--weights: '" + item + "' is not a finite non-negative number");
     w.push_back(v);
   }
   if (w.size() != n_inputs)
@@ -30,6 +32,8 @@ static std::vector<double> parse_weights(const std::string& text, size_t n_input
   double total = 0;
   for (double x : w) total += x;
   if (!(total > 0)) throw ConfigError("--weights: the weights must not all be zero");
+  // Normalised by their sum: a sum that overflows (1e308,1e308) would turn every weight into 0.
+  if (!std::isfinite(total)) throw ConfigError("--weights: their sum overflows; scale them down");
   return w;
 }
 

@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <boost/program_options/errors.hpp>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/root_then_share.h"
 #include "common/unclosable_files.h"
 
 namespace ovr {
@@ -94,12 +98,59 @@ void mpi_check(int rc, const char* call, const char* file, int line) {
               std::string(msg, size_t(len)));
 }
 
+void on_root_then_share(MPI_Comm comm, const std::function<void()>& fn) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  std::string error;
+  if (rank == 0) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    }
+  }
+  int len = int(error.size());
+  OVR_MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, 0, comm));
+  if (len == 0) return;
+  error.resize(size_t(len));
+  OVR_MPI_CHECK(MPI_Bcast(error.data(), len, MPI_CHAR, 0, comm));
+  throw Error(error);
+}
+
+std::string first_error(MPI_Comm comm, const std::string& mine) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int first = mine.empty() ? size : rank;
+  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm));
+  if (first == size) return "";
+  std::string message = mine;
+  int len = int(message.size());
+  OVR_MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, first, comm));
+  message.resize(size_t(len));
+  OVR_MPI_CHECK(MPI_Bcast(message.data(), len, MPI_CHAR, first, comm));
+  return message;
+}
+
 void mark_unclosable_file() { g_unclosable_file = true; }
 bool has_unclosable_file() { return g_unclosable_file; }
 
 int run_main(const char* program, int argc, char** argv, const std::function<int(int, char**)>& body) {
   g_program = program;
   int provided = 0;
+  // Under mpirun, a rank ends with its launcher: killed with -9, mpirun cannot take its ranks down,
+  // and ranks left running would overlap a rerun on the same files. (Not for a plain start from a
+  // shell: `nohup ovr_sft &` must outlive the shell.)
+  // A watcher thread, not PR_SET_PDEATHSIG: that fires when the launcher's *thread* that forked
+  // the rank ends, which may be long before the launcher does.
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK")) {
+    const pid_t launcher = getppid();
+    std::thread([launcher] {
+      while (getppid() == launcher) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      _exit(kExitFailure);  // reparented: the launcher is gone
+    }).detach();
+  }
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   // Return MPI errors as codes (checked by OVR_MPI_CHECK) instead of MPI's default abort.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);

@@ -4,9 +4,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/error.h"
 #include "common/mpi_runtime.h"
+#include "engine/paged_kv_cache.h"
 #include "io/fs.h"
 #include "io/tensor_store.h"
 
@@ -27,15 +29,13 @@ void add_engine_options(Config& cfg, double default_temperature) {
 EngineOptions engine_options(const Config& cfg) {
   EngineOptions eo;
   const double t = cfg.get<double>("temperature");
+  if (!(t >= 0) || !std::isfinite(t)) throw ConfigError("--temperature: must be a finite number >= 0 (0: greedy)");
   eo.sampling.greedy = t == 0.0;
   eo.sampling.temperature = t == 0.0 ? 1.0 : t;
   eo.sampling.top_p = cfg.get<double>("top-p");
   eo.sampling.top_k = cfg.get<int64_t>("top-k");
-  try {
-    validate(eo.sampling);
-  } catch (const Error& e) {
-    throw ConfigError(e.what());
-  }
+  if (!(eo.sampling.top_p > 0 && eo.sampling.top_p <= 1)) throw ConfigError("--top-p: must be in (0, 1]");
+  if (eo.sampling.top_k < 0) throw ConfigError("--top-k: must be >= 0 (0: off)");
   eo.max_batch = cfg.get<int64_t>("max-batch");
   eo.kv_cache_tokens = cfg.get<int64_t>("kv-cache-tokens");
   if (eo.max_batch < 1 || eo.kv_cache_tokens < 1) throw ConfigError("--max-batch and --kv-cache-tokens: must be positive");
@@ -87,8 +87,21 @@ std::vector<int64_t> placeholder_token_ids(const Policy& policy) {
   return {};
 }
 
+void check_fits(const PromptRow& row, int64_t prompt_len, int n, const EngineOptions& eo, int64_t context) {
+  const int64_t max_new = eo.max_new_tokens, bs = eo.block_size;
+  if (prompt_len + max_new > context)
+    throw Error(row.source + ": the prompt's " + std::to_string(prompt_len) + " tokens + " + std::to_string(max_new) +
+                " new tokens exceed the model's context of " + std::to_string(context) + " (max_position_embeddings)");
+  const int64_t need = (PagedKVCache::blocks_for(prompt_len, bs) +
+                        n * (PagedKVCache::blocks_for(prompt_len + max_new, bs) - prompt_len / bs)) * bs;
+  if (need > eo.kv_cache_tokens)
+    throw Error(row.source + ": the prompt's " + std::to_string(prompt_len) + " tokens with " + std::to_string(n) +
+                " samples of up to " + std::to_string(max_new) + " new tokens need " + std::to_string(need) +
+                " KV-cache tokens, more than --kv-cache-tokens " + std::to_string(eo.kv_cache_tokens));
+}
+
 GenerationRequest prepare_request(const PromptRow& row, const std::string& template_name, const text::Tokenizer& tok,
-                                  Policy& policy, const image::ImageProcessor& processor, int n,
+                                  Policy& policy, const image::ImageProcessor& processor, int n, const EngineOptions& eo,
                                   std::vector<int32_t>* prompt_tokens_out) {
   model::Qwen2_5_VL& m = policy.model;
   if (!row.images.empty() && !m.visual) throw Error(row.source + ": an image prompt, but the model has no vision tower");
@@ -99,6 +112,7 @@ GenerationRequest prepare_request(const PromptRow& row, const std::string& templ
     throw Error(row.source + ": " + e.what());
   }
   const std::vector<int32_t> tokens = prompt_tokens(tok, row, template_name, images.pad_counts);
+  check_fits(row, int64_t(tokens.size()), n, eo, m.lm->config.max_position_embeddings);  // before the vision tower runs
   GenerationRequest req;
   req.prompt_ids.assign(tokens.begin(), tokens.end());
   for (int64_t id : req.prompt_ids)

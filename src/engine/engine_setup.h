@@ -43,9 +43,11 @@ std::vector<int64_t> placeholder_token_ids(const Policy& policy);
 
 // One prompt row as a request (prompt_id = row.index, n samples); its prompt tokens go to
 // `prompt_tokens_out`. Throws ovr::Error naming row.source on an unreadable image, a token
-// outside the vocabulary, or an image prompt for a model without a vision tower.
+// outside the vocabulary, an image prompt for a model without a vision tower, or a prompt that
+// with eo.max_new_tokens does not fit the model's context or n samples the KV budget (checked
+// before the vision tower or any prefill runs).
 GenerationRequest prepare_request(const PromptRow& row, const std::string& template_name, const text::Tokenizer& tok,
-                                  Policy& policy, const image::ImageProcessor& processor, int n,
+                                  Policy& policy, const image::ImageProcessor& processor, int n, const EngineOptions& eo,
                                   std::vector<int32_t>* prompt_tokens_out);
 
 }  // namespace ovr::engine

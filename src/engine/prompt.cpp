@@ -7,12 +7,12 @@
 
 #include "common/error.h"
 #include "io/fs.h"
+#include "io/jsonl.h"
 
 namespace ovr::engine {
 
 std::vector<PromptRow> load_prompts(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  std::ifstream in = io::open_jsonl(path);
   const std::string dir = io::parent_dir(path);
   std::vector<PromptRow> rows;
   std::string line;
@@ -20,8 +20,7 @@ std::vector<PromptRow> load_prompts(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(n);
     try {
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) throw Error("not a JSON object");
+      const nlohmann::json j = io::parse_json_object(line);
       PromptRow row;
       row.index = int64_t(rows.size());
       row.source = where;

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "eval/benchmark_formats.h"
 #include "io/fs.h"
+#include "io/jsonl.h"
 #include "reward/normalize.h"
 #include "reward/reward.h"
 
@@ -95,16 +96,14 @@ FieldMap parse_field_map(const std::string& spec) {
 Benchmark load_benchmark(const std::string& path, const std::string& format, const FieldMap& generic_fields,
                          const std::string& instruction) {
   if (!is_format(format)) throw ConfigError("--format: expected " + std::string(format_names()) + ", got '" + format + "'");
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  std::ifstream in = io::open_jsonl(path);
   const std::string dir = io::parent_dir(path);
   Benchmark out;
   std::string line;
   for (int64_t n = 1; std::getline(in, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) throw Error("not a JSON object");
+      const nlohmann::json j = io::parse_json_object(line);
       const SourceRow r = read_row(format, j, generic_fields);
       if (r.options.size() > 26) throw Error("more than 26 options");
       // A relative image: beside the file, else in the format's image folders.

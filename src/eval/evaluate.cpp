@@ -11,6 +11,7 @@
 #include "eval/rescore.h"
 #include "eval/scores.h"
 #include "io/fs.h"
+#include "io/run_lock.h"
 #include "engine/engine_setup.h"
 #include "reward/reward.h"
 
@@ -111,6 +112,7 @@ int run_eval(const Config& cfg) {
   eo.max_new_tokens = cfg.get<int64_t>("max-new-tokens");
   eo.seed = cfg.get<uint64_t>("seed");
 
+  const io::RunLock lock(output, MPI_COMM_WORLD);  // one evaluation per output directory
   Benchmark bench = load_benchmark(data, format, parse_field_map(cfg.get<std::string>("fields")), cfg.get<std::string>("instruction"));
   if (cfg.get<int64_t>("limit") > 0 && int64_t(bench.problems.size()) > cfg.get<int64_t>("limit"))
     bench.problems.resize(size_t(cfg.get<int64_t>("limit")));
@@ -132,7 +134,7 @@ int run_eval(const Config& cfg) {
     const Problem& p = bench.problems[i];
     try {
       std::vector<int32_t> tokens;
-      requests.push_back(engine::prepare_request(p.prompt, tmpl, tok, policy, processor, k, &tokens));
+      requests.push_back(engine::prepare_request(p.prompt, tmpl, tok, policy, processor, k, eo, &tokens));
       by_line[p.line] = &p;
       prompts[p.line] = prompt_text(tok, tokens);
     } catch (const Error& e) {

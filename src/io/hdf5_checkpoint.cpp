@@ -97,16 +97,8 @@ struct CheckpointWriter::Impl {
   // Collective: when any rank has failed, every rank abandons the file and throws the lowest
   // failing rank's error, so that all leave together with the same line and nothing committed.
   void agree_or_abandon() {
-    int failed = error.empty() ? 0 : 1, any = 0;
-    OVR_MPI_CHECK(MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm));
-    if (!any) return;
-    int first = failed ? rank : size;
-    OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm));
-    std::string message = error;
-    int len = int(message.size());
-    OVR_MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, first, comm));
-    message.resize(size_t(len));
-    OVR_MPI_CHECK(MPI_Bcast(message.data(), len, MPI_CHAR, first, comm));
+    const std::string message = first_error(comm, error);
+    if (message.empty()) return;
     abandon();
     throw Error(message + "; nothing committed, " + base_name(tmp_path) + " removed");
   }
@@ -178,7 +170,7 @@ CheckpointWriter::CheckpointWriter(const std::string& path, MPI_Comm comm, const
   OVR_MPI_CHECK(MPI_Comm_dup(comm, &m.comm));
   MPI_Comm_rank(m.comm, &m.rank);
   MPI_Comm_size(m.comm, &m.size);
-  on_root_then_share(m.comm, m.rank, [&] { make_dirs(parent_dir(path)); });
+  on_root_then_share(m.comm, [&] { make_dirs(parent_dir(path)); });
   Handle fapl = file_access(m.comm, m.size, true);
   Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
   h5(H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), "creation order", 0);
@@ -290,7 +282,7 @@ void CheckpointWriter::commit(bool update_latest) {
   if (m.rank == 0 && on_phase) on_phase("data-written");
   if (!m.close_all()) mark_unclosable_file();  // HDF5 may hold a half-closed file
   m.agree_or_abandon();  // H5Fclose is collective: every rank learns whether every flush succeeded
-  on_root_then_share(m.comm, m.rank, [&] {
+  on_root_then_share(m.comm, [&] {
     if (on_phase) on_phase("closed");
     fsync_file(m.tmp_path);
     rename_durable(m.tmp_path, m.path);

@@ -252,25 +252,6 @@ void add_rows(std::vector<Segment>& segs, int64_t row_begin, int64_t row_count, 
   segs.back().extend(row_begin, row_count, data, bytes, what);
 }
 
-// Runs `fn` on rank 0 and rethrows its error on every rank, so all ranks leave together.
-void on_root_then_share(MPI_Comm comm, int rank, const std::function<void()>& fn) {
-  std::string error;
-  if (rank == 0) {
-    try {
-      fn();
-    } catch (const std::exception& e) {
-      error = e.what();
-      if (error.empty()) error = "unknown error";
-    }
-  }
-  int len = int(error.size());
-  OVR_MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, 0, comm));
-  if (len == 0) return;
-  error.resize(size_t(len));
-  OVR_MPI_CHECK(MPI_Bcast(error.data(), len, MPI_CHAR, 0, comm));
-  throw Error(error);
-}
-
 void Segment::extend(int64_t row_begin, int64_t row_count, const void* data, uint64_t bytes, const std::string& what) {
   if (begin < 0) begin = end = row_begin;
   if (row_begin != end)

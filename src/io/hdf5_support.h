@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/mpi_runtime.h"
+#include "common/root_then_share.h"
 #include "io/checksum.h"
 #include "io/dtype.h"
 
@@ -136,7 +137,5 @@ std::vector<std::vector<Segment>> allgather_segments(MPI_Comm comm, int size, co
 void add_rows(std::vector<Segment>& segs, int64_t row_begin, int64_t row_count, const void* data, uint64_t bytes,
               bool allow_gap, const std::string& what);
 
-// Runs `fn` on rank 0 and rethrows its error on every rank, so all ranks leave together.
-void on_root_then_share(MPI_Comm comm, int rank, const std::function<void()>& fn);
 
 }  // namespace ovr::io::hdf5

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/root_then_share.h"
 #include "common/mpi_runtime.h"
 #include "io/fs.h"
 #include "io/safetensors.h"
@@ -131,15 +132,26 @@ class HfDirSink : public ModelSink {
     auto it = where_.find(name);
     if (it == where_.end()) throw Error(dir_ + ": no tensor '" + name + "' in the output plan");
     Shard& sh = shards_[it->second];
-    if (!sh.writer) sh.writer = std::make_unique<SafetensorsWriter>(join_path(tmp_, sh.file), sh.tensors, options_.metadata, false);
-    const TensorInfo& info = *std::find_if(sh.tensors.begin(), sh.tensors.end(), [&](const TensorInfo& t) { return t.name == name; });
-    sh.writer->write(name, src, uint64_t(b) * row_bytes(info), uint64_t(n) * row_bytes(info));
+    if (!error_.empty()) return;  // recorded, not thrown: every rank must reach commit() (see there)
+    try {
+      if (!sh.writer) sh.writer = std::make_unique<SafetensorsWriter>(join_path(tmp_, sh.file), sh.tensors, options_.metadata, false);
+      const TensorInfo& info = *std::find_if(sh.tensors.begin(), sh.tensors.end(), [&](const TensorInfo& t) { return t.name == name; });
+      sh.writer->write(name, src, uint64_t(b) * row_bytes(info), uint64_t(n) * row_bytes(info));
+    } catch (const Error& e) {
+      error_ = e.what();
+    }
   }
   void commit() override {
-    for (auto& sh : shards_)
-      if (sh.writer) sh.writer->close();
-    OVR_MPI_CHECK(MPI_Barrier(comm_));
-    if (rank_ == 0) {
+    try {
+      for (auto& sh : shards_)
+        if (sh.writer && error_.empty()) sh.writer->close();
+    } catch (const Error& e) {
+      error_ = e.what();
+    }
+    // Every rank agrees before anything is renamed; a failure leaves nothing but rank 0's cleanup.
+    const std::string failed = first_error(comm_, error_);
+    if (!failed.empty()) throw Error(failed + "; nothing committed");
+    on_root_then_share(comm_, [&] {
       if (!options_.model_config.empty()) write_file_atomic(join_path(tmp_, "config.json"), options_.model_config);
       if (shards_.size() > 1) {
         SafetensorsIndex index;
@@ -157,8 +169,7 @@ class HfDirSink : public ModelSink {
       } else {
         rename_durable(tmp_, dir_);
       }
-    }
-    OVR_MPI_CHECK(MPI_Barrier(comm_));
+    });
     committed_ = true;
   }
 
@@ -173,6 +184,7 @@ class HfDirSink : public ModelSink {
   int rank_ = 0;
   SinkOptions options_;
   std::vector<TensorInfo> tensors_;
+  std::string error_;  // this rank's first failed write
   std::vector<int> shard_of_;
   std::vector<Shard> shards_;
   std::map<std::string, size_t> where_;

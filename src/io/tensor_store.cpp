@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/root_then_share.h"
 #include "common/mpi_runtime.h"
 #include "io/fs.h"
 #include "io/hf_model_dir.h"
@@ -114,15 +115,26 @@ class SafetensorsFileSink : public ModelSink {
     writer_.reset();
     if (!committed_ && rank_ == 0) ::unlink(tmp_.c_str());
   }
+  // A failed write (a full disk) is recorded, not thrown, so that every rank reaches commit(),
+  // which makes them agree before anything is renamed.
   void write_rows(const std::string& name, int64_t b, int64_t n, const void* src) override {
     const auto& info = infos_.at(name);
-    writer_->write(name, src, uint64_t(b) * row_bytes(info), uint64_t(n) * row_bytes(info));
+    if (!error_.empty()) return;
+    try {
+      writer_->write(name, src, uint64_t(b) * row_bytes(info), uint64_t(n) * row_bytes(info));
+    } catch (const Error& e) {
+      error_ = e.what();
+    }
   }
   void commit() override {
-    writer_->close();
-    OVR_MPI_CHECK(MPI_Barrier(comm_));
-    if (rank_ == 0) rename_durable(tmp_, path_);
-    OVR_MPI_CHECK(MPI_Barrier(comm_));
+    try {
+      if (error_.empty()) writer_->close();
+    } catch (const Error& e) {
+      error_ = e.what();
+    }
+    const std::string failed = first_error(comm_, error_);
+    if (!failed.empty()) throw Error(failed + "; nothing committed");  // rank 0 removes the .tmp
+    on_root_then_share(comm_, [&] { rename_durable(tmp_, path_); });
     committed_ = true;
   }
 
@@ -133,6 +145,7 @@ class SafetensorsFileSink : public ModelSink {
   std::unique_ptr<SafetensorsWriter> writer_;
   std::map<std::string, TensorInfo> infos_;
   bool committed_ = false;
+  std::string error_;  // this rank's first failed write
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "rl/ppo_options.h"
 
+#include <cmath>
+
 #include "common/error.h"
 #include "io/fs.h"
 
@@ -85,6 +87,20 @@ PpoOptions ppo_options(const Config& cfg) {
   if (o.kl_coef < 0 || o.entropy_coef < 0 || o.max_grad_norm < 0)
     throw ConfigError("--kl-coef/--entropy-coef/--max-grad-norm: must be >= 0");
   if (o.kl_coef > 0 && o.reference.empty()) throw ConfigError("--kl-coef needs --reference CKPT");
+  if (o.kl_coef == 0 && !o.reference.empty()) throw ConfigError("--reference is used only with --kl-coef > 0");
+  auto positive = [](double v) { return v > 0 && std::isfinite(v); };
+  if (!positive(o.policy_lr)) throw ConfigError("--policy-lr: must be a finite number > 0");
+  if (o.with_critic() && !positive(o.critic_lr)) throw ConfigError("--critic-lr: must be a finite number > 0");
+  if (o.warmup_steps < 0) throw ConfigError("--warmup-steps: must be >= 0");
+  if (!(o.value_clip >= 0) || !std::isfinite(o.value_clip)) throw ConfigError("--value-clip: must be >= 0 (0: off)");
+  if (!std::isfinite(o.max_grad_norm) || !std::isfinite(o.kl_coef) || !std::isfinite(o.entropy_coef))
+    throw ConfigError("--max-grad-norm/--kl-coef/--entropy-coef: must be finite");
+  if (!(o.adam.beta1 >= 0 && o.adam.beta1 < 1) || !(o.adam.beta2 >= 0 && o.adam.beta2 < 1))
+    throw ConfigError("--adam-beta1/--adam-beta2: must be in [0, 1)");
+  if (!positive(o.adam.eps)) throw ConfigError("--adam-eps: must be a finite number > 0");
+  if (!(o.adam.weight_decay >= 0) || !std::isfinite(o.adam.weight_decay)) throw ConfigError("--weight-decay: must be >= 0");
+  if (o.zero_stage != 1 && o.zero_stage != 2) throw ConfigError("--zero-stage: expected 1 or 2");
+  if (!(cfg.get<double>("bucket-mb") > 0)) throw ConfigError("--bucket-mb: must be positive");
   if (save_dtype != "F32" && save_dtype != "BF16") throw ConfigError("--save-dtype: expected F32 or BF16");
   o.save_dtype = save_dtype == "BF16" ? io::DType::BF16 : io::DType::F32;
   if (o.with_critic() && o.critic_output.empty()) throw ConfigError("--critic-output: required with --advantage gae");

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/mpi_runtime.h"
 #include "io/fs.h"
+#include "io/run_lock.h"
 #include "io/tensor_store.h"
 #include "io/torch_bridge.h"
 #include "rl/ppo_steps.h"
@@ -87,12 +88,18 @@ void save(Trainee& t, const PpoOptions& o, const Rollouts& ro, const std::string
 int run_ppo(const Config& cfg) {
   const double t_start = monotonic_seconds();
   const PpoOptions o = ppo_options(cfg);
+  const io::RunLock policy_lock(o.policy_output, MPI_COMM_WORLD);  // one run per output directory
+  std::optional<io::RunLock> critic_lock;
+  if (o.with_critic() && o.critic_output != o.policy_output) critic_lock.emplace(o.critic_output, MPI_COMM_WORLD);
   auto comm = dist::make_mpi_communicator(MPI_COMM_WORLD);
   if (!o.with_critic() && (!o.critic.empty() || !o.critic_output.empty()))
     log::warn("--advantage %s has no critic: --critic/--critic-output are unused", advantage_estimator_name(o.advantage));
 
   const Rollouts ro = read_rollouts(o.rollouts);
   if (ro.samples.empty()) throw Error(o.rollouts + ": no samples");
+  if (int64_t(o.minibatches) > int64_t(ro.samples.size()))
+    throw ConfigError("--minibatches " + std::to_string(o.minibatches) + ": more than the " + std::to_string(ro.samples.size()) +
+                      " samples of " + o.rollouts + " (a minibatch would be empty)");
   const image::ImageProcessor processor(o.preprocessor.empty() ? image::ImageProcessorOptions{}
                                                                : image::ImageProcessorOptions::from_json_file(o.preprocessor));
   const PpoBatch batch = build_ppo_batch(ro, processor, o.minibatches, o.seq_len, o.seed, world_rank(), world_size());

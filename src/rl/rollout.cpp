@@ -16,6 +16,7 @@
 #include "engine/prompt.h"
 #include "image/image_processor.h"
 #include "io/fs.h"
+#include "io/run_lock.h"
 #include "io/tensor_store.h"
 #include "model/qwen2_5_vl.h"
 #include "reward/reward.h"
@@ -57,6 +58,9 @@ int run_rollout(const Config& cfg) {
   eo.max_new_tokens = max_new;
   eo.seed = mix_seed(cfg.get<uint64_t>("seed"), uint64_t(iteration));
 
+  if (io::is_directory(output)) throw ConfigError("--output " + output + ": is a directory (expected the rollout file to write)");
+  const io::RunLock lock(io::parent_dir(output), MPI_COMM_WORLD);  // one run per rollout directory
+
   // ---- inputs ----
   const std::vector<engine::PromptRow> rows = engine::load_prompts(cfg.get<std::string>("prompts"));
   const text::Tokenizer tok = engine::load_tokenizer(cfg, policy_path);
@@ -78,7 +82,7 @@ int run_rollout(const Config& cfg) {
   for (int64_t k = first; k < last; ++k) {
     const engine::PromptRow& row = rows[size_t(chosen[size_t(k)])];
     RolloutGroup g{row.index, row.id, {}, row.answer, row.images};
-    requests.push_back(engine::prepare_request(row, tmpl, tok, policy, processor, n, &g.prompt_tokens));
+    requests.push_back(engine::prepare_request(row, tmpl, tok, policy, processor, n, eo, &g.prompt_tokens));
     has_image.push_back(!row.images.empty());
     out.groups.push_back(std::move(g));
   }

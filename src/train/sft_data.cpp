@@ -9,6 +9,7 @@
 #include "io/checksum.h"
 #include "common/seeded_order.h"
 #include "io/fs.h"
+#include "io/jsonl.h"
 
 namespace ovr::train {
 
@@ -17,13 +18,8 @@ namespace {
 // One row of a JSONL file -> a document (throws ovr::Error without the location; the caller adds it).
 SftDocument parse_row(const std::string& line, const std::string& dir, const text::Tokenizer& tok,
                       const image::ImageProcessor* processor, const text::ChatOptions& chat) {
-  nlohmann::json row;
-  try {
-    row = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("not valid JSON (") + e.what() + ")");
-  }
-  if (!row.is_object() || !row.contains("messages")) throw Error("expected {\"messages\": [...]}");
+  const nlohmann::json row = io::parse_json_object(line);
+  if (!row.contains("messages")) throw Error("expected {\"messages\": [...]}");
   const auto messages = text::chat_messages_from_json(row["messages"]);
   bool has_assistant = false;
   for (const auto& m : messages) has_assistant |= m.role == "assistant";
@@ -53,8 +49,7 @@ SftDataset load_sft_jsonl(const std::vector<std::string>& paths, const text::Tok
     throw ConfigError("--overlong: expected truncate or drop, got '" + options.overlong + "'");
   SftDataset data;
   for (const std::string& path : paths) {
-    std::ifstream in(path);
-    if (!in) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+    std::ifstream in = io::open_jsonl(path);
     const std::string dir = io::parent_dir(path);
     std::string line;
     for (int64_t n = 1; std::getline(in, line); ++n) {

@@ -19,6 +19,7 @@
 #include "dist/zero_optimizer.h"
 #include "io/fs.h"
 #include "io/model_copy.h"
+#include "io/run_lock.h"
 #include "io/torch_bridge.h"
 #include "model/weights.h"
 #include "train/checkpointing.h"
@@ -384,6 +385,7 @@ void save_checkpoint(const Settings& s, const std::string& run_config, const nlo
 int run_sft(const Config& cfg) {
   const Settings s = read_settings(cfg);
   install_stop_signals();
+  const io::RunLock lock(s.output, MPI_COMM_WORLD);  // one run per output directory
   const Placement placement = place_on_devices(s);
   SftRun run;
   load_model_and_data(s, &run);

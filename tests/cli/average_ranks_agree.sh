@@ -18,4 +18,10 @@ cmp "$WORK/one.safetensors" "$WORK/three.safetensors" || { echo "FAIL: sharded a
 expect_status 0 "inspect the average" -- "$BIN/ovr_inspect" checkpoint "$WORK/two.h5"
 expect_output "role               average" "role attribute"
 expect_output "integrity: ok" "integrity"
+# Weights whose normalisation would make NaN or zero tensors are refused, naming the option.
+expect_status 2 "an infinite weight" -- "$BIN/ovr_average" -o "$WORK/inf.h5" --weights 1,inf,1 $IN
+expect_output "--weights: 'inf' is not a finite non-negative number" "infinite weight named"
+expect_status 2 "weights whose sum overflows" -- "$BIN/ovr_average" -o "$WORK/big.h5" --weights 1e308,1e308,1 $IN
+expect_output "--weights: their sum overflows" "overflow named"
+[ -e "$WORK/inf.h5" ] || [ -e "$WORK/big.h5" ] && { echo "FAIL: a refused average wrote a file"; FAILED=1; }
 finish

@@ -99,6 +99,16 @@ printf '{"question": "How many? <image1>", "image": "broken.png", "answer": "3"}
 expect_status 1 "every row's image unreadable" -- $MPIEXEC 2 "$BIN/ovr_eval" "${EV[@]}" --benchmark x --data "$WORK/all_broken.jsonl" -o "$WORK/broken"
 expect_output "no problem could be evaluated: all 2 rows failed (the first:" "all rows failed named"
 [ ! -e "$WORK/broken" ] || { echo "FAIL: an output directory was left when no problem could be evaluated"; FAILED=1; }
+# A prompt longer than the model's context (4096) is a bad row, named, before any prefill; the others run.
+/usr/bin/python3 -c "
+import json
+print(json.dumps({'id': 'long', 'question': 'What is ' + '1+' * 2500 + '1?', 'answer': '2501'}))
+print(json.dumps({'id': 'short', 'question': 'What is 1+1?', 'answer': '2'}))" >"$WORK/long.jsonl"
+expect_status 0 "a prompt over the context" -- $MPIEXEC 2 "$BIN/ovr_eval" "${EV[@]}" --benchmark x --data "$WORK/long.jsonl" -o "$WORK/long"
+[ "$(field "$WORK/long/summary.json" bad_rows)" = 1 ] && [ "$(field "$WORK/long/summary.json" problems)" = 1 ] \
+  || { echo "FAIL: the long prompt is not one bad row beside one problem"; FAILED=1; }
+grep -q "long.jsonl:1: the prompt's [0-9]* tokens + 24 new tokens exceed the model's context of 4096" "$WORK/long/summary.json" \
+  || { echo "FAIL: the long prompt's bad row does not name its line and the context"; FAILED=1; }
 expect_status 2 "unknown format" -- "$BIN/ovr_eval" "${EV[@]}" --benchmark x --format gsm8k --data "$OURS/bad_rows.jsonl" -o "$WORK/x"
 expect_output "--format: expected math500, mathvision, aime, amc, mmmu_pro, mathvista, mathverse, dynamath or generic" "format named"
 expect_status 2 "k = 0" -- "$BIN/ovr_eval" "${EV[@]}" --benchmark x --k 0 --data "$OURS/bad_rows.jsonl" -o "$WORK/x"

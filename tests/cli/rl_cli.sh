@@ -95,6 +95,19 @@ expect_status 2 "unknown advantage estimator" -- "$BIN/ovr_ppo" --policy "$POLIC
 expect_output "--advantage: expected gae, grpo or rloo, got 'ppo'" "estimator named"
 expect_status 2 "gae without a critic directory" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p"
 expect_output "--critic-output" "option named"
+expect_status 2 "more minibatches than samples" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --minibatches 1000
+expect_output "--minibatches 1000: more than the 32 samples" "minibatches named"
+expect_status 2 "a NaN learning rate" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --policy-lr nan
+expect_output "--policy-lr: must be a finite number > 0" "learning rate named"
+expect_status 2 "a reference without a KL coefficient" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --reference "$POLICY0"
+expect_output "--reference is used only with --kl-coef > 0" "reference named"
+[ -e "$WORK/p/step_00000001.h5" ] && { echo "FAIL: a refused update wrote a policy"; FAILED=1; }
+/usr/bin/python3 -c "
+import json
+print(json.dumps({'id': 'long', 'prompt': 'What is ' + '1+' * 2500 + '1?', 'answer': '2501'}))" >"$WORK/long_prompt.jsonl"
+expect_status 1 "a rollout prompt over the context" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$WORK/long_prompt.jsonl" -o "$WORK/long.h5" "${RO[@]}"
+expect_output "long_prompt.jsonl:1: the prompt's" "row named"
+expect_output "exceed the model's context of 4096" "context named"
 expect_status 1 "a checkpoint given as rollouts" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$POLICY0" --policy-output "$WORK/p" --critic-output "$WORK/c"
 expect_output "not a rollout file" "wrong file named"
 [ ! -e "$WORK/x.h5" ] || { echo "FAIL: a failed rollout left a file"; FAILED=1; }

@@ -62,6 +62,8 @@ kept=$(cd "$WORK/keep" && ls step_*.h5 | tr '\n' ' ')
 # 6. Bad input: one line naming what is wrong.
 expect_status 1 "malformed row" -- "${SFT[@]}" "${SIZES[@]}" --data "$REPO/tests/fixtures/sft/bad_rows.jsonl" --output "$WORK/bad"
 expect_output "bad_rows.jsonl:2: not valid JSON" "file and line of the bad row"
+expect_status 1 "a directory as --data" -- "$BIN/ovr_sft" --init "$WORK/init.h5" --tokenizer "$REPO/inputs/tiny/tokenizer.json" --data "$WORK" --output "$WORK/dir_data"
+expect_output ": is a directory (expected a JSONL file)" "directory named"
 expect_status 0 "malformed rows skipped" -- "${SFT[@]}" --data "$REPO/tests/fixtures/sft/bad_rows.jsonl" --output "$WORK/skip" --skip-bad-rows --seq-len 256 --global-batch 1
 expect_output "3 malformed rows skipped" "skip count"
 expect_status 1 "missing data file" -- "${SFT[@]}" "${SIZES[@]}" --data "$WORK/nope.jsonl" --output "$WORK/bad"
