@@ -17,6 +17,8 @@
 #include "common/mpi_runtime.h"
 #include "common/signals.h"
 #include "dist/zero_optimizer.h"
+#include "io/checksum.h"
+#include "io/dtype.h"
 #include "io/fs.h"
 #include "io/model_copy.h"
 #include "io/run_lock.h"
@@ -268,6 +270,19 @@ std::unique_ptr<dist::ZeroAdamW> make_optimizer(const Settings& s, const Placeme
   return std::make_unique<dist::ZeroAdamW>(trainable, *p.comm, s.zero_stage, s.adam, int64_t(s.bucket_mb * (1 << 20) / 4));
 }
 
+// A checksum of the frozen weights (names and bytes, in checkpoint order): on resume the trainable
+// weights come from the checkpoint but the frozen ones from --init, which must be the same init.
+uint32_t frozen_fingerprint(const SftRun& run) {
+  uint32_t crc = 0;
+  for (const NamedTensor& t : run.params) {
+    if (t.tensor.requires_grad()) continue;
+    const at::Tensor host = t.tensor.detach().to(at::kCPU).contiguous();
+    crc = io::crc32_update(crc, t.name.data(), t.name.size());
+    crc = io::crc32_update(crc, host.data_ptr(), uint64_t(host.nbytes()));
+  }
+  return crc;
+}
+
 // Where training stands: the next step and the tokens seen so far.
 struct Cursor {
   int64_t step = 0, tokens_seen = 0;
@@ -288,7 +303,9 @@ void drop_metrics_after(const std::string& output, int64_t step) {
 
 // Continues from --output's latest checkpoint when there is one (same plan, or an error saying
 // which setting differs), else starts at step 0. Collective.
-Cursor resume(const Settings& s, const nlohmann::json& identity, const TrainingPlan& plan, dist::ZeroAdamW& opt) {
+Cursor resume(const Settings& s, const nlohmann::json& identity, const SftRun& run, uint32_t frozen_crc,
+              dist::ZeroAdamW& opt) {
+  const TrainingPlan& plan = run.plan;
   Cursor c;
   if (!io::path_exists(io::join_path(s.output, "latest"))) {
     io::make_dirs(s.output);
@@ -304,6 +321,20 @@ Cursor resume(const Settings& s, const nlohmann::json& identity, const TrainingP
     if (saved.value(key, nlohmann::json()) != value)
       throw Error(r.path() + ": written for " + key + " = " + saved.value(key, nlohmann::json()).dump() + ", this run has " +
                   value.dump() + "; resuming would train on other rows (use the same settings, or a new --output)");
+  // The model of --init must be the checkpoint's: same tensors and shapes, and the same frozen
+  // weights (checked before anything is loaded, naming the first difference).
+  for (const NamedTensor& t : run.params) {
+    const std::string ds = "/model/" + t.name;
+    if (!r.has(ds)) throw Error(r.path() + ": holds no " + t.name + " of --init " + s.init + " (a checkpoint of another model)");
+    const std::vector<int64_t> have = r.info(ds).shape, want(t.tensor.sizes().begin(), t.tensor.sizes().end());
+    if (have != want)
+      throw Error(r.path() + ": " + t.name + " is " + io::shape_string(have) + " there but " + io::shape_string(want) +
+                  " in --init " + s.init + " (a checkpoint of another model)");
+  }
+  const auto saved_crc = r.attrs().extra.find("sft_frozen_crc32");
+  if (saved_crc != r.attrs().extra.end() && saved_crc->second != std::to_string(frozen_crc))
+    throw Error(r.path() + ": --init " + s.init + " is not the init this run started from (its frozen weights differ; "
+                "resuming would pair them with weights trained beside another model)");
   c.step = read_state_scalar(r, "/state/step");
   c.tokens_seen = read_state_scalar(r, "/state/tokens_seen");
   int64_t epoch = 0, row = 0;
@@ -360,14 +391,15 @@ StepResult train_step(const Settings& s, const Placement& p, SftRun& run, dist::
 }
 
 // step_N.h5 with the data cursor and the optimizer state; older files beyond --keep-last removed.
-void save_checkpoint(const Settings& s, const std::string& run_config, const nlohmann::json& identity, SftRun& run,
-                     dist::ZeroAdamW& opt, const Cursor& at) {
+void save_checkpoint(const Settings& s, const std::string& run_config, const nlohmann::json& identity, uint32_t frozen_crc,
+                     SftRun& run, dist::ZeroAdamW& opt, const Cursor& at) {
   io::CheckpointAttrs attrs;
   attrs.step = at.step;
   attrs.role = "policy";
   attrs.model_config = run.model_config;
   attrs.run_config = run_config;
   attrs.extra["sft_plan"] = identity.dump();
+  attrs.extra["sft_frozen_crc32"] = std::to_string(frozen_crc);
   int64_t epoch = int64_t(run.plan.epochs.size()), row = 0;
   if (at.step < run.plan.total_steps) run.plan.locate(at.step, s.global_batch, &epoch, &row);
   const std::string path = io::join_path(s.output, step_file_name(at.step));
@@ -393,7 +425,8 @@ int run_sft(const Config& cfg) {
   LrSchedule sched{s.schedule, s.lr, s.warmup_steps, run.plan.total_steps, s.min_lr_ratio};
   if (s.warmup_steps == 0) sched.warmup_steps = int64_t(s.warmup_ratio * double(run.plan.total_steps));
   const nlohmann::json identity = plan_identity(s, run.data);
-  Cursor cursor = resume(s, identity, run.plan, *opt);
+  const uint32_t frozen_crc = frozen_fingerprint(run);
+  Cursor cursor = resume(s, identity, run, frozen_crc, *opt);
 
   log::info("training %lld parameters (%s) of %zu tensors on %d rank(s), %s, ZeRO-%d over %s; optimizer state %.1f MiB per rank",
             (long long)opt->numel(), s.train.c_str(), run.params.size(), world_size(), placement.device.str().c_str(),
@@ -429,7 +462,7 @@ int run_sft(const Config& cfg) {
     const bool stopping = any_rank_stopping(MPI_COMM_WORLD) || (s.stop_after > 0 && done >= s.stop_after);
     const bool last = step + 1 == total;
     if (stopping || last || (s.save_every > 0 && (step + 1) % s.save_every == 0))
-      save_checkpoint(s, cfg.to_json().dump(), identity, run, *opt, {step + 1, cursor.tokens_seen});
+      save_checkpoint(s, cfg.to_json().dump(), identity, frozen_crc, run, *opt, {step + 1, cursor.tokens_seen});
     if (stopping && !last) {
       log::info("stopping after step %lld (%s): checkpoint written, exit status %d asks to be requeued",
                 (long long)(step + 1), stop_signal_received() ? strsignal(stop_signal_number()) : "--stop-after-steps",

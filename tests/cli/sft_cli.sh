@@ -59,6 +59,18 @@ expect_status 0 "keep the last 2 checkpoints" -- "${SFT[@]}" "${SIZES[@]}" --sav
 kept=$(cd "$WORK/keep" && ls step_*.h5 | tr '\n' ' ')
 [ "$kept" = "step_00000010.h5 step_00000012.h5 " ] || { echo "FAIL: --keep-last 2 left: $kept"; FAILED=1; }
 
+# 5b. A resume under another --init is refused before any state loads: another init of the same
+#     model (its frozen vision weights differ), and another model (a tensor's shape differs).
+"$BIN/ovr_init" --model-config "$REPO/inputs/tiny/config.json" --seed 2 -o "$WORK/init_seed2.h5" >/dev/null || exit 1
+"$BIN/ovr_init" --model-config "$REPO/inputs/tiny/transfer_config.json" --seed 1 -o "$WORK/init_other.h5" >/dev/null || exit 1
+REST=("${SFT[@]:3}")  # the command without its --init
+expect_status 75 "a run to resume" -- "${SFT[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --output "$WORK/reinit" --stop-after-steps 4
+expect_status 1 "resumed under another init of the model" -- "$BIN/ovr_sft" --init "$WORK/init_seed2.h5" "${REST[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --output "$WORK/reinit"
+expect_output "is not the init this run started from" "init named"
+expect_status 1 "resumed under another model" -- "$BIN/ovr_sft" --init "$WORK/init_other.h5" "${REST[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --output "$WORK/reinit"
+expect_output "in --init $WORK/init_other.h5 (a checkpoint of another model)" "tensor named"
+expect_status 0 "resumed under its own init" -- "${SFT[@]}" "${SIZES[@]}" --save-every 4 --epochs 2 --output "$WORK/reinit"
+
 # 6. Bad input: one line naming what is wrong.
 expect_status 1 "malformed row" -- "${SFT[@]}" "${SIZES[@]}" --data "$REPO/tests/fixtures/sft/bad_rows.jsonl" --output "$WORK/bad"
 expect_output "bad_rows.jsonl:2: not valid JSON" "file and line of the bad row"
