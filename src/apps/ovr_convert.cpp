@@ -19,7 +19,7 @@ static int convert_main(int argc, char** argv) {
       ("max-shard-size", po::value<std::string>()->default_value("5GB"), "hf output: largest safetensors shard (e.g. 5GB, 500MB, 2GiB)")
       ("chunk-size", po::value<std::string>()->default_value("256MiB"), "bytes moved per read/write; bounds memory use")
       ("step", po::value<int64_t>()->default_value(0), "hdf5 output: the step recorded in the checkpoint")
-      ("role", po::value<std::string>()->default_value("policy"), "hdf5 output: the role recorded in the checkpoint (policy, critic)")
+      ("role", po::value<std::string>()->default_value("policy"), "hdf5 output: the role recorded in the checkpoint (policy, critic, average)")
       ("update-latest", po::bool_switch()->default_value(false), "hdf5 output: also point <dir>/latest at OUT")
       ("overwrite", po::bool_switch()->default_value(false), "replace an existing output directory");
   cfg.positional("inputs", 2);
@@ -36,6 +36,9 @@ static int convert_main(int argc, char** argv) {
   opt.overwrite = cfg.get<bool>("overwrite");
   opt.attrs.step = cfg.get<int64_t>("step");
   opt.attrs.role = cfg.get<std::string>("role");
+  if (opt.attrs.step < 0) throw ConfigError("--step: must be >= 0");
+  if (opt.attrs.role != "policy" && opt.attrs.role != "critic" && opt.attrs.role != "average")
+    throw ConfigError("--role: expected policy, critic or average, got '" + opt.attrs.role + "'");
   opt.attrs.run_config = cfg.to_json().dump();
 
   auto src = io::open_model_source(paths[0]);

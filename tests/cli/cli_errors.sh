@@ -19,6 +19,10 @@ expect_status 2 "bad option value" -- "$BIN/ovr_convert" --step many a b.h5
 expect_output "ovr_convert: error:" "bad value"
 expect_status 2 "bad byte size" -- "$BIN/ovr_convert" --max-shard-size 5XB a b
 expect_output "--max-shard-size: unknown unit" "bad byte size"
+expect_status 2 "an unknown checkpoint role" -- "$BIN/ovr_convert" --role wizard a b.h5
+expect_output "--role: expected policy, critic or average, got 'wizard'" "role named"
+expect_status 2 "a negative step" -- "$BIN/ovr_convert" --step -3 a b.h5
+expect_output "--step: must be >= 0" "step named"
 expect_status 2 "weights of the wrong count" -- "$BIN/ovr_average" -o "$WORK/o.h5" --weights 1,2,3 a b
 expect_output "--weights: 3 weights for 2 inputs" "weight count"
 expect_status 2 "negative weight" -- "$BIN/ovr_average" -o "$WORK/o.h5" --weights 1,-2 a b
