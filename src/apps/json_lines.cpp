@@ -4,6 +4,7 @@
 
 #include "apps/inspect_commands.h"
 #include "common/error.h"
+#include "io/jsonl.h"
 
 namespace ovr::apps {
 
@@ -12,15 +13,9 @@ int for_each_stdin_json_line(const std::function<nlohmann::ordered_json(const nl
   for (long n = 1; std::getline(std::cin, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
     const std::string where = "stdin line " + std::to_string(n);
-    nlohmann::json in;
-    try {
-      in = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + ": not valid JSON (" + e.what() + ")");
-    }
     std::string text;
     try {
-      text = row(in).dump() + "\n";
+      text = row(io::parse_json_object(line)).dump() + "\n";
     } catch (const Error& e) {
       throw Error(where + ": " + e.what());
     }

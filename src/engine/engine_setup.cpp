@@ -92,8 +92,7 @@ void check_fits(const PromptRow& row, int64_t prompt_len, int n, const EngineOpt
   if (prompt_len + max_new > context)
     throw Error(row.source + ": the prompt's " + std::to_string(prompt_len) + " tokens + " + std::to_string(max_new) +
                 " new tokens exceed the model's context of " + std::to_string(context) + " (max_position_embeddings)");
-  const int64_t need = (PagedKVCache::blocks_for(prompt_len, bs) +
-                        n * (PagedKVCache::blocks_for(prompt_len + max_new, bs) - prompt_len / bs)) * bs;
+  const int64_t need = PagedKVCache::request_blocks(prompt_len, max_new, n, bs) * bs;  // as the engine admits it
   if (need > eo.kv_cache_tokens)
     throw Error(row.source + ": the prompt's " + std::to_string(prompt_len) + " tokens with " + std::to_string(n) +
                 " samples of up to " + std::to_string(max_new) + " new tokens need " + std::to_string(need) +

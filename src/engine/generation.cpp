@@ -81,7 +81,7 @@ class GenerationEngine::Run {
   void admit() {
     while (next_request_ < requests_.size()) {
       const GenerationRequest& q = requests_[next_request_];
-      const int64_t need = PagedKVCache::blocks_for(prompt_len(q), bs_) + q.n * sample_blocks(q);
+      const int64_t need = PagedKVCache::request_blocks(prompt_len(q), max_new_of(q), q.n, bs_);
       if (need > cache_.max_blocks())
         throw Error("generation: request " + std::to_string(q.prompt_id) + " needs " + std::to_string(need * bs_) +
                     " KV tokens, more than the cache budget of " + std::to_string(cache_.max_blocks() * bs_));
@@ -148,11 +148,8 @@ class GenerationEngine::Run {
   int64_t max_new_of(const GenerationRequest& q) const {
     return q.max_new_tokens >= 0 ? q.max_new_tokens : e_.opt_.max_new_tokens;
   }
-  // KV blocks promised to admitted requests, so that a running sequence never finds the cache
-  // full: the prompt's blocks once, plus each sample's worst case beyond the shared full blocks.
   int64_t sample_blocks(const GenerationRequest& q) const {
-    const int64_t p = prompt_len(q);
-    return PagedKVCache::blocks_for(p + max_new_of(q), bs_) - p / bs_;
+    return PagedKVCache::sample_blocks(prompt_len(q), max_new_of(q), bs_);
   }
 
   // The prompt through the model once (its keys/values into the paged cache), then n samples

@@ -26,6 +26,15 @@ class PagedKVCache {
   int64_t blocks_in_use() const { return int64_t(refcount_.size()) - int64_t(free_.size()); }
   int64_t allocated_bytes() const;    // memory actually held by the pool
   static int64_t blocks_for(int64_t tokens, int64_t block_size) { return (tokens + block_size - 1) / block_size; }
+  // The blocks a request is promised when admitted, so that a running sequence never finds the
+  // cache full: the prompt's blocks once, plus each of its n samples' worst case beyond the full
+  // prompt blocks they share (forked copy-on-write).
+  static int64_t sample_blocks(int64_t prompt_len, int64_t max_new, int64_t block_size) {
+    return blocks_for(prompt_len + max_new, block_size) - prompt_len / block_size;
+  }
+  static int64_t request_blocks(int64_t prompt_len, int64_t max_new, int64_t n, int64_t block_size) {
+    return blocks_for(prompt_len, block_size) + n * sample_blocks(prompt_len, max_new, block_size);
+  }
 
   // Makes room for tokens [seq.length, seq.length + n): new blocks as needed, and a private copy
   // of a shared last block before it is written. Throws if the budget is exhausted (callers

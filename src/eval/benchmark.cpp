@@ -180,10 +180,14 @@ reward::RewardResult score_answer(const std::string& response, const std::string
   return r;
 }
 
-reward::RewardResult score_problem(const std::string& response, const Problem& p, bool truncated,
-                                   reward::RewardOptions opt) {
+reward::RewardOptions problem_reward_options(const Problem& p, reward::RewardOptions opt) {
   if (p.decimal_places) opt.equiv.decimal_places = *p.decimal_places;
-  return score_answer(response, p.prompt.answer, p.options, truncated, opt);
+  return opt;
+}
+
+reward::RewardResult score_problem(const std::string& response, const Problem& p, bool truncated,
+                                   const reward::RewardOptions& opt) {
+  return score_answer(response, p.prompt.answer, p.options, truncated, problem_reward_options(p, opt));
 }
 
 std::string chosen_option(const std::string& extracted, const std::vector<std::string>& options) {

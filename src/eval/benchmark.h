@@ -72,8 +72,10 @@ std::string reference_choice(const std::string& answer, const std::vector<std::s
 // against the reference's letter.
 reward::RewardResult score_answer(const std::string& response, const std::string& answer,
                                   const std::vector<std::string>& options, bool truncated, const reward::RewardOptions& opt);
-// score_answer for a problem of a benchmark: its options, and its own precision where it states one.
+// The options a problem is scored with: `opt`, with the problem's own precision where it states one.
+reward::RewardOptions problem_reward_options(const Problem& p, reward::RewardOptions opt);
+// score_answer for a problem of a benchmark: its reference, options and precision.
 reward::RewardResult score_problem(const std::string& response, const Problem& p, bool truncated,
-                                   reward::RewardOptions opt);
+                                   const reward::RewardOptions& opt);
 
 }  // namespace ovr::eval

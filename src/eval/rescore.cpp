@@ -58,9 +58,9 @@ double rescore(const std::string& dir_or_results, const std::string& output, con
     if (it == by_row.end())
       throw Error(results_path + ": line " + std::to_string(n) + ": row " + r["row"].dump() + " is not a usable problem of " +
                   data + " (the file changed since the evaluation?)");
-    Problem as_run = *it->second;  // scored against the answer the run recorded
-    as_run.prompt.answer = r["answer"].get<std::string>();
-    const reward::RewardResult s = score_problem(r["response"].get<std::string>(), as_run, r["finish_reason"] == "length", opt);
+    const Problem& p = *it->second;  // its options and precision; the reference is the one the run recorded
+    const reward::RewardResult s = score_answer(r["response"].get<std::string>(), r["answer"].get<std::string>(), p.options,
+                                                r["finish_reason"] == "length", problem_reward_options(p, opt));
     changed += s.reward != r["score"].get<double>();
     r["extracted"] = s.extracted, r["score"] = s.reward, r["reason"] = s.reason;
     out_lines += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";

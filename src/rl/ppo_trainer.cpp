@@ -121,9 +121,8 @@ int run_ppo(const Config& cfg) {
     const std::string& from = o.critic.empty() ? o.policy : o.critic;
     critic.m = model::load_qwen2_5_vl(from);
     critic.model_config = io::open_model_source(from)->model_config();
-    models.value_head = value_head(o, critic.m.lm->config.hidden_size);
     critic.params = train::model_parameters(critic.m);
-    critic.params.push_back({"value_head.weight", models.value_head});
+    critic.params.push_back({"value_head.weight", value_head(o, critic.m.lm->config.hidden_size)});
     // The critic trains its backbone and head; lm_head and the vision tower stay frozen.
     make_optimizer(critic, o, *comm, [](const std::string& name) {
       return name.rfind("model.", 0) == 0 || name == "value_head.weight";
