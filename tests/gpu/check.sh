@@ -59,7 +59,7 @@ GTEST_INC="-isystem $DEPS/googletest/include"
     echo "g++ $BASE $TORCH_INC -c bench/fused_logprob_torch_baseline.cpp -o $BUILD/obj/b_fused_logprob_torch_baseline.o"
   fi
   if [ "${SKIP_MODEL:-0}" != 1 ]; then
-    for f in src/model/qwen2.cpp src/ops/fused_ops.cpp src/model/rotary.cpp src/model/qwen2_config.cpp src/engine/generation.cpp \
+    for f in src/model/qwen2.cpp src/model/fused_ops.cpp src/model/rotary.cpp src/model/qwen2_config.cpp src/engine/generation.cpp \
              src/engine/paged_kv_cache.cpp src/engine/sampling.cpp src/io/fs.cpp src/io/safetensors.cpp src/io/dtype.cpp \
              tests/gpu/model_cuda_check.cpp; do
       echo "g++ $BASE $TORCH_INC -c $f -o $BUILD/obj/m_$(basename $f .cpp).o"
