@@ -75,3 +75,35 @@ TEST(Config, ByteSizesUseHuggingFaceUnits) {
   EXPECT_THROW(parse_byte_size("3XB", "x"), ConfigError);
   EXPECT_THROW(parse_byte_size("99999999999999TB", "x"), ConfigError);
 }
+
+// Rules every numeric option obeys, from a config file as from the command line: finite reals,
+// non-negative counts (or down to a negative "off" default), no negative value wrapped unsigned.
+TEST(Config, NumbersAreFiniteAndCountsNonNegative) {
+  auto make = [] {
+    Config c("prog", "prog [options]", "test program");
+    c.options().add_options()
+        ("lr", po::value<double>()->default_value(1e-3), "learning rate")
+        ("steps", po::value<int64_t>()->default_value(1), "steps")
+        ("places", po::value<int>()->default_value(-1), "decimals (-1: off)")
+        ("seed", po::value<uint64_t>()->default_value(0), "seed");
+    return c;
+  };
+  auto message = [&](std::vector<std::string> args) -> std::string {
+    Config c = make();
+    try {
+      parse(c, std::move(args));
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(message({"prog", "--lr", "nan"}), "--lr: must be a finite number, got nan");
+  EXPECT_EQ(message({"prog", "--lr", "-inf"}), "--lr: must be a finite number, got -inf");
+  EXPECT_EQ(message({"prog", "--steps", "-2"}), "--steps: must be >= 0, got -2");
+  EXPECT_EQ(message({"prog", "--places", "-2"}), "--places: must be >= -1, got -2");
+  EXPECT_EQ(message({"prog", "--seed", "-1"}), "--seed: must be between 0 and 2^63 - 1");
+  EXPECT_EQ(message({"prog", "--places", "-1", "--steps", "0", "--lr", "-0.5", "--seed", "9223372036854775807"}), "");
+  const std::string dir = test::temp_dir("config_numbers");
+  test::write_file(dir + "/nan.ini", "lr = nan\n");
+  EXPECT_EQ(message({"prog", "--config", dir + "/nan.ini"}), "--lr: must be a finite number, got nan");
+}

@@ -1,6 +1,8 @@
 #include "common/config.h"
 
 #include <cctype>
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -54,12 +56,39 @@ bool Config::parse(int argc, char** argv) {
     }
   }
   po::notify(vm_);  // required options and notifiers
+  check_numbers(all);
   log::set_all_ranks(vm_["log-all-ranks"].as<bool>());
   if (vm_.count("print-config")) {
     if (world_rank() == 0) std::cout << to_ini();
     return false;
   }
   return true;
+}
+
+// Rules every numeric option obeys, so each program checks only what is particular to it:
+// a real number is finite (no option means anything by nan or inf), and an integer is a count,
+// never negative -- except where the default is a negative "off" sentinel (e.g.
+// --decimal-places -1), which is then the smallest value allowed. Boost parses "-1" into an
+// unsigned option as 2^64 - 1, so an unsigned value past 2^63 is taken for a negative one.
+void Config::check_numbers(const po::options_description& all) const {
+  for (const auto& [name, value] : vm_) {
+    if (value.defaulted()) continue;
+    const boost::any& v = value.value();
+    boost::any fallback;
+    if (const auto* d = all.find_nothrow(name, false)) d->semantic()->apply_default(fallback);
+    auto lowest_of = [&](auto zero) {
+      const auto* def = boost::any_cast<decltype(zero)>(&fallback);
+      return def && *def < 0 ? *def : zero;
+    };
+    if (const auto* x = boost::any_cast<double>(&v); x && !std::isfinite(*x))
+      throw ConfigError("--" + name + ": must be a finite number, got " + std::to_string(*x));
+    if (const auto* x = boost::any_cast<uint64_t>(&v); x && *x > uint64_t(INT64_MAX))
+      throw ConfigError("--" + name + ": must be between 0 and 2^63 - 1");
+    if (const auto* x = boost::any_cast<int64_t>(&v); x && *x < lowest_of(int64_t(0)))
+      throw ConfigError("--" + name + ": must be >= " + std::to_string(lowest_of(int64_t(0))) + ", got " + std::to_string(*x));
+    if (const auto* x = boost::any_cast<int>(&v); x && *x < lowest_of(0))
+      throw ConfigError("--" + name + ": must be >= " + std::to_string(lowest_of(0)) + ", got " + std::to_string(*x));
+  }
 }
 
 namespace {

@@ -42,6 +42,8 @@ class Config {
   po::positional_options_description positional_;
   std::string positional_name_;
   po::variables_map vm_;
+
+  void check_numbers(const po::options_description& all) const;
 };
 
 // "5GB" -> 5e9, "512MiB" -> 512*2^20, "1000" -> 1000 (Hugging Face uses powers of ten for

@@ -13,6 +13,7 @@
 #include "io/run_lock.h"
 #include "io/tensor_store.h"
 #include "io/torch_bridge.h"
+#include "model/qwen2_5_vl_params.h"
 #include "rl/ppo_steps.h"
 #include "train/checkpointing.h"
 
@@ -41,6 +42,37 @@ at::Tensor value_head(const PpoOptions& o, int64_t hidden) {
   for (const auto& t : src->tensors()) found |= t.name == "value_head.weight";
   if (!found) throw Error(o.critic + ": no value_head.weight (not a critic checkpoint)");
   return io::read_tensor(*src, "value_head.weight").to(at::kFloat);
+}
+
+// The networks of one iteration must be one architecture: the rollouts' generator, the policy,
+// the critic (the policy's backbone + a value head) and the reference. Each one's parameter list
+// follows from its config.json, so they are compared before any weight is read, naming the file
+// and the first tensor that differs -- not a shape error deep inside a forward pass.
+void check_same_architecture(const PpoOptions& o, const Rollouts& ro) {
+  auto specs = [](const std::string& config_text, const std::string& origin) {
+    std::map<std::string, std::vector<int64_t>> shapes;
+    const auto config = nlohmann::json::parse(config_text, nullptr, /*allow_exceptions=*/false);
+    if (config.is_discarded()) throw Error(origin + ": its model config is not valid JSON");
+    for (const auto& p : model::qwen2_5_vl_parameters(config, io::DType::F32, origin)) shapes[p.info.name] = p.info.shape;
+    return shapes;
+  };
+  const std::string policy_origin = "--policy " + o.policy;
+  const auto policy = specs(io::open_model_source(o.policy)->model_config(), policy_origin);
+  auto compare = [&](const std::string& origin, const std::string& config_text) {
+    const auto other = specs(config_text, origin);
+    for (const auto& [name, shape] : policy) {
+      const auto it = other.find(name);
+      if (it == other.end()) throw Error(origin + ": has no " + name + " of " + policy_origin + " (another model)");
+      if (it->second != shape)
+        throw Error(origin + ": " + name + " is " + io::shape_string(it->second) + " there but " + io::shape_string(shape) +
+                    " in " + policy_origin + " (another model)");
+    }
+    for (const auto& [name, shape] : other)
+      if (!policy.count(name)) throw Error(origin + ": has " + name + ", which " + policy_origin + " lacks (another model)");
+  };
+  if (!ro.model_config.empty()) compare(o.rollouts + " (the policy that generated these rollouts)", ro.model_config);
+  if (o.with_critic() && !o.critic.empty()) compare("--critic " + o.critic, io::open_model_source(o.critic)->model_config());
+  if (o.kl_coef > 0) compare("--reference " + o.reference, io::open_model_source(o.reference)->model_config());
 }
 
 // Optimizer state continues only from our own PPO checkpoints (an SFT run's moments are not this
@@ -100,6 +132,7 @@ int run_ppo(const Config& cfg) {
   if (int64_t(o.minibatches) > int64_t(ro.samples.size()))
     throw ConfigError("--minibatches " + std::to_string(o.minibatches) + ": more than the " + std::to_string(ro.samples.size()) +
                       " samples of " + o.rollouts + " (a minibatch would be empty)");
+  check_same_architecture(o, ro);
   const image::ImageProcessor processor(o.preprocessor.empty() ? image::ImageProcessorOptions{}
                                                                : image::ImageProcessorOptions::from_json_file(o.preprocessor));
   const PpoBatch batch = build_ppo_batch(ro, processor, o.minibatches, o.seq_len, o.seed, world_rank(), world_size());
@@ -165,10 +198,10 @@ int run_ppo(const Config& cfg) {
     j["explained_variance"] = adv.explained_variance;
   }
   if (world_rank() == 0) io::append_line(o.metrics, j.dump());
-  log::info("iteration %lld (%s): reward %.3f | policy loss %.4f clip %.3f kl %.2e | value loss %.4f | grad norm %.3f / "
+  log::info("iteration %lld (%s): reward %.3f | policy loss %.4f clip %.3f approx kl %.2e%s | value loss %.4f | grad norm %.3f / "
             "%.3f | expl. var %.3f | mismatch %.2e | %.0f tok/s",
             (long long)ro.iteration, advantage_estimator_name(o.advantage), reward, pol.loss, pol.clip_fraction,
-            pol.approx_kl, crit.loss, pol.grad_norm, crit.grad_norm, adv.explained_variance, score.mismatch_abs,
+            pol.approx_kl, o.kl_coef > 0 ? (" ref kl " + std::to_string(pol.kl)).c_str() : "", crit.loss, pol.grad_norm, crit.grad_norm, adv.explained_variance, score.mismatch_abs,
             j["tokens_per_s"].get<double>());
   return kExitOk;
 }

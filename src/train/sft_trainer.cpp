@@ -126,6 +126,8 @@ Settings read_settings(const Config& cfg) {
   const int64_t tokens = cfg.get<int64_t>("global-batch-tokens");
   if (tokens < 0) throw ConfigError("--global-batch-tokens: must be >= 0");
   if (tokens > 0) {
+    if (!cfg.vm()["global-batch"].defaulted())
+      throw ConfigError("--global-batch and --global-batch-tokens both given: use one (tokens / --seq-len rows per step)");
     if (tokens % s.seq_len) throw ConfigError("--global-batch-tokens " + std::to_string(tokens) + " is not a multiple of --seq-len " + std::to_string(s.seq_len));
     s.global_batch = tokens / s.seq_len;
   }
@@ -133,6 +135,8 @@ Settings read_settings(const Config& cfg) {
   if (s.global_batch % (s.micro_batch * ranks))
     throw ConfigError("--global-batch " + std::to_string(s.global_batch) + " is not a multiple of --micro-batch " +
                       std::to_string(s.micro_batch) + " x " + std::to_string(ranks) + " ranks");
+  if (s.zero_stage != 1 && s.zero_stage != 2) throw ConfigError("--zero-stage: expected 1 or 2, got " + std::to_string(s.zero_stage));
+  train::trained_by("model.", s.train);  // throws naming a module --train does not know
   if (s.warmup_ratio < 0 || s.warmup_ratio >= 1) throw ConfigError("--warmup-ratio: must be in [0, 1)");
   if (s.max_grad_norm < 0) throw ConfigError("--max-grad-norm: must be >= 0");
   if (!(s.bucket_mb > 0)) throw ConfigError("--bucket-mb: must be positive");

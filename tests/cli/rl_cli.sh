@@ -98,10 +98,27 @@ expect_output "--critic-output" "option named"
 expect_status 2 "more minibatches than samples" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --minibatches 1000
 expect_output "--minibatches 1000: more than the 32 samples" "minibatches named"
 expect_status 2 "a NaN learning rate" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --policy-lr nan
-expect_output "--policy-lr: must be a finite number > 0" "learning rate named"
+expect_output "--policy-lr: must be a finite number" "learning rate named"
 expect_status 2 "a reference without a KL coefficient" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --reference "$POLICY0"
 expect_output "--reference is used only with --kl-coef > 0" "reference named"
+# Networks of another architecture are refused before any weight is read, naming file and tensor.
+"$BIN/ovr_init" --model-config "$REPO/inputs/tiny/transfer_config.json" --seed 1 -o "$WORK/other.h5" >/dev/null || exit 1
+expect_status 1 "a policy of another model than the rollouts'" -- "$BIN/ovr_ppo" --policy "$WORK/other.h5" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c"
+expect_output "$WORK/r1.h5 (the policy that generated these rollouts): " "rollouts' model named"
+expect_output "(another model)" "difference named"
+expect_status 1 "a reference of another model" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --reference "$WORK/other.h5" --kl-coef 0.1
+expect_output "--reference $WORK/other.h5: " "reference named with its tensor"
+expect_status 1 "a critic of another model" -- "$BIN/ovr_ppo" --policy "$POLICY0" --critic "$WORK/other.h5" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c"
+expect_output "--critic $WORK/other.h5: " "critic named with its tensor"
+expect_status 2 "an infinite clip" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --clip-high inf
+expect_output "--clip-high: must be a finite number, got inf" "clip named"
+expect_status 2 "a negative seed" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/r1.h5" --policy-output "$WORK/p" --critic-output "$WORK/c" --seed -1
+expect_output "--seed: must be between 0 and 2^63 - 1" "seed named"
+expect_status 2 "an infinite temperature" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$PROMPTS" -o "$WORK/x.h5" "${RO[@]}" --temperature inf
+expect_status 2 "a negative top-k" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$PROMPTS" -o "$WORK/x.h5" "${RO[@]}" --top-k -1
+expect_output "--top-k: must be >= 0, got -1" "top-k named"
 [ -e "$WORK/p/step_00000001.h5" ] && { echo "FAIL: a refused update wrote a policy"; FAILED=1; }
+[ -e "$WORK/c/step_00000001.h5" ] && { echo "FAIL: a refused update wrote a critic"; FAILED=1; }
 /usr/bin/python3 -c "
 import json
 print(json.dumps({'id': 'long', 'prompt': 'What is ' + '1+' * 2500 + '1?', 'answer': '2501'}))" >"$WORK/long_prompt.jsonl"

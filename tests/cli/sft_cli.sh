@@ -54,6 +54,23 @@ else echo "FAIL: SIGTERM: exit $got"; sed 's/^/    /' "$WORK/term.txt" | tail -5
 expect_status 0 "resumed after SIGTERM" -- "${SFT[@]}" "${SIZES[@]}" --output "$WORK/term" --epochs 40 --save-every 0
 [ -f "$WORK/term/step_00000480.h5" ] || { echo "FAIL: no final checkpoint after SIGTERM + resume"; FAILED=1; }
 
+# 4b. Through the launcher, 2 ranks: mpirun forwards SIGUSR1 to every rank, they checkpoint and
+#     exit 75, and so does mpirun. SIGTERM is mpirun's own stop signal (Open MPI cannot forward
+#     it): the ranks still checkpoint and exit 75, but mpirun's status is its own (1), as the
+#     README says; a rerun resumes either way.
+for sig in USR1 TERM; do
+  $MPIEXEC 2 "${SFT[@]}" "${SIZES[@]}" --output "$WORK/mpi$sig" --epochs 40 --save-every 0 >"$WORK/mpi$sig.txt" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do [ -s "$WORK/mpi$sig/metrics.jsonl" ] && break; sleep 0.1; done
+  kill -$sig $pid; wait $pid; got=$?
+  want=$([ $sig = USR1 ] && echo 75 || echo 1)
+  if [ "$got" = "$want" ] && grep -q "exit status 75 asks to be requeued" "$WORK/mpi$sig.txt" && [ -f "$WORK/mpi$sig/latest" ]; then
+    echo "ok: SIG$sig to mpirun -> every rank checkpointed ($(cat "$WORK/mpi$sig/latest")), mpirun exit $got"
+  else echo "FAIL: SIG$sig to mpirun: exit $got (expected $want)"; sed 's/^/    /' "$WORK/mpi$sig.txt" | tail -5; FAILED=1; fi
+done
+expect_status 0 "2 ranks resumed after SIGTERM to mpirun" -- $MPIEXEC 2 "${SFT[@]}" "${SIZES[@]}" --output "$WORK/mpiTERM" --epochs 40 --save-every 0
+expect_output "resumed from $WORK/mpiTERM/step_" "resume after SIGTERM to mpirun"
+
 # 5. --keep-last: only the newest step files stay.
 expect_status 0 "keep the last 2 checkpoints" -- "${SFT[@]}" "${SIZES[@]}" --save-every 2 --keep-last 2 --output "$WORK/keep"
 kept=$(cd "$WORK/keep" && ls step_*.h5 | tr '\n' ' ')
@@ -88,6 +105,14 @@ expect_status 2 "unknown module" -- "${SFT[@]}" "${SIZES[@]}" --train decoder --
 expect_output "--train: expected llm, vision, merger or all" "train message"
 expect_status 2 "negative epsilon" -- "${SFT[@]}" "${SIZES[@]}" --adam-eps -1 --output "$WORK/bad"
 expect_status 2 "bad schedule" -- "${SFT[@]}" "${SIZES[@]}" --lr-schedule step --output "$WORK/bad"
+expect_status 2 "both batch sizes" -- "${SFT[@]}" "${SIZES[@]}" --global-batch-tokens 1024 --output "$WORK/bad"
+expect_output "--global-batch and --global-batch-tokens both given" "both batch options named"
+expect_status 2 "a NaN gradient clip" -- "${SFT[@]}" "${SIZES[@]}" --max-grad-norm nan --output "$WORK/bad"
+expect_output "--max-grad-norm: must be a finite number, got nan" "clip named"
+expect_status 2 "a negative count" -- "${SFT[@]}" "${SIZES[@]}" --keep-last -3 --output "$WORK/bad"
+expect_output "--keep-last: must be >= 0, got -3" "count named"
+expect_status 2 "a negative seed" -- "${SFT[@]}" "${SIZES[@]}" --seed -1 --output "$WORK/bad"
+expect_output "--seed: must be between 0 and 2^63 - 1" "seed named"
 expect_status 1 "resume with another --seq-len" -- "${SFT[@]}" --seq-len 200 --global-batch 4 --epochs 2 --output "$WORK/full2"
 expect_output "written for seq_len = 256, this run has 200" "changed settings named"
 [ ! -e "$WORK/bad/latest" ] || { echo "FAIL: a failed run left a checkpoint"; FAILED=1; }
