@@ -32,7 +32,11 @@ const TensorInfo& find_info(const std::vector<TensorInfo>& tensors, std::map<std
 
 class Hdf5Source : public ModelSource {
  public:
-  explicit Hdf5Source(const std::string& path) : reader_(path, MPI_COMM_SELF), tensors_(reader_.list("/model")) {}
+  explicit Hdf5Source(const std::string& path) : reader_(path, MPI_COMM_SELF), tensors_(reader_.list("/model")) {
+    // A rollout file is an HDF5 file too: taken for a checkpoint it would be a model of no tensors.
+    if (tensors_.empty())
+      throw Error(reader_.path() + ": holds no model tensors (role '" + reader_.attrs().role + "': not a model checkpoint)");
+  }
   const std::string& origin() const override { return reader_.path(); }
   const std::vector<TensorInfo>& tensors() const override { return tensors_; }
   void read_rows(const std::string& name, int64_t b, int64_t n, void* dst) override {

@@ -127,5 +127,8 @@ expect_output "long_prompt.jsonl:1: the prompt's" "row named"
 expect_output "exceed the model's context of 4096" "context named"
 expect_status 1 "a checkpoint given as rollouts" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$POLICY0" --policy-output "$WORK/p" --critic-output "$WORK/c"
 expect_output "not a rollout file" "wrong file named"
+expect_status 1 "rollout files given to ovr_average" -- "$BIN/ovr_average" -o "$WORK/avg_of_rollouts.h5" "$WORK/r1.h5" "$WORK/r2.h5"
+expect_output "$WORK/r1.h5: holds no model tensors (role 'rollouts': not a model checkpoint)" "the rollout file named"
+[ ! -e "$WORK/avg_of_rollouts.h5" ] || { echo "FAIL: an average of rollout files was written"; FAILED=1; }
 [ ! -e "$WORK/x.h5" ] || { echo "FAIL: a failed rollout left a file"; FAILED=1; }
 finish
