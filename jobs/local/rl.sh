@@ -14,6 +14,16 @@
 #                allocation's tasks, or -n OVR_NP); OVR_MPIRUN_ARGS / OVR_SRUN_ARGS are added to the launcher.
 #   SIGUSR1 asks for a stop: the running step finishes (the signal is not passed on to it), no new
 #   step starts, and the script exits 75 ("requeue me"); the same command later continues.
+#
+# Retention (what 900 iterations of a 7B policy and critic leave on disk: docs/disk-budget.md).
+# Only the newest policy and critic steps keep their optimizer state, which the next PPO update
+# and a resume need. Once step N is committed, an older policy step K is reduced to its weights
+# (in ovr_ppo's --save-dtype; what averaging and evaluation read) when K is a multiple of
+# OVR_SNAPSHOT_EVERY and deleted otherwise; older critic steps are deleted; rollout files older
+# than the newest OVR_KEEP_ROLLOUTS go. A kill at any moment leaves a run that resumes.
+#   OVR_SNAPSHOT_EVERY  keep the weights of every Nth policy step (default 1: all of them)
+#   OVR_KEEP_ROLLOUTS   keep only the newest N rollout files (default 0: all)
+#   OVR_KEEP_OPTIMIZER  "all" keeps every step whole, optimizer state included (the old behaviour)
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="${OVR_BIN:-$REPO/build/src}"
@@ -47,14 +57,48 @@ stop_point() {
   if [ "$STOP" = 1 ]; then echo "RL: stop requested; exiting 75 before $1 (rerun the same command to continue)"; exit 75; fi
 }
 step() { printf '%s/step_%08d.h5' "$1" "$2"; }
+SNAPSHOT_EVERY="${OVR_SNAPSHOT_EVERY:-1}" KEEP_ROLLOUTS="${OVR_KEEP_ROLLOUTS:-0}" KEEP_OPTIMIZER="${OVR_KEEP_OPTIMIZER:-last}"
+[[ "$SNAPSHOT_EVERY" =~ ^[1-9][0-9]*$ ]] || { echo "rl.sh: error: OVR_SNAPSHOT_EVERY must be a whole number >= 1, not '$SNAPSHOT_EVERY'" >&2; exit 2; }
+[[ "$KEEP_ROLLOUTS" =~ ^[0-9]+$ ]] || { echo "rl.sh: error: OVR_KEEP_ROLLOUTS must be a whole number (0: all), not '$KEEP_ROLLOUTS'" >&2; exit 2; }
+[[ "$KEEP_OPTIMIZER" =~ ^(last|all)$ ]] || { echo "rl.sh: error: OVR_KEEP_OPTIMIZER must be last or all, not '$KEEP_OPTIMIZER'" >&2; exit 2; }
+step_of() { local b; b=$(basename "$1" .h5); echo $((10#${b##*_})); }  # .../step_00000012.h5 -> 12
+newest_step() {  # the highest committed policy step (-1: none)
+  local f n=-1
+  for f in "$WORK"/policy/step_*.h5; do [ -e "$f" ] && [ "$(step_of "$f")" -gt $n ] && n=$(step_of "$f"); done
+  echo $n
+}
+# A file that still holds optimizer state (ovr_ppo's output, not yet reduced to its weights).
+has_optimizer() { "$BIN/ovr_inspect" checkpoint --verify false --json "$1" | grep -q '^  "optim": \['; }
+# retain N: step N is committed; reduce or remove what is older (see Retention above).
+retain() {
+  local n=$1 f k
+  [ "$KEEP_OPTIMIZER" = all ] && return 0
+  for f in "$WORK"/policy/step_*.h5; do
+    [ -e "$f" ] || continue
+    k=$(step_of "$f")
+    [ "$k" -lt "$n" ] || continue
+    if ((k % SNAPSHOT_EVERY)); then rm -f "$f"
+    elif has_optimizer "$f"; then  # ovr_convert copies the weights alone; the rename is atomic
+      "$BIN/ovr_convert" --role policy --step "$k" "$f" "$f.weights.h5" >/dev/null && mv -f "$f.weights.h5" "$f"
+    fi
+  done
+  for f in "$WORK"/critic/step_*.h5; do [ -e "$f" ] && [ "$(step_of "$f")" -lt "$n" ] && rm -f "$f"; done
+  if [ "$KEEP_ROLLOUTS" -gt 0 ]; then
+    for f in "$WORK"/rollouts/iter_*.h5; do [ -e "$f" ] && [ "$(step_of "$f")" -lt $((n - KEEP_ROLLOUTS)) ] && rm -f "$f"; done
+  fi
+  return 0
+}
+mb() { du -sk "$@" 2>/dev/null | awk '{s += $1} END {printf "%.2f", s / 1024}'; }
 mkdir -p "$WORK/policy" "$WORK/rollouts"
 # One loop per run directory: a second rl.sh (or ranks of a killed one still running: they inherit
 # the lock's descriptor) is refused. The kernel drops the lock when the last holder ends.
 exec 9>"$WORK/.ovr-lock"
 flock -n 9 || { echo "rl.sh: error: $WORK is in use by another RL loop ($(cat "$WORK/.ovr-lock.holder" 2>/dev/null || echo unknown)); wait for it, or use another directory" >&2; exit 1; }
 echo "rl.sh (pid $$ on $(hostname), since $(date -u '+%Y-%m-%d %H:%M:%S UTC'))" > "$WORK/.ovr-lock.holder"
-[ -f "$(step "$WORK/policy" 0)" ] || "$BIN/ovr_convert" "$POLICY0" "$(step "$WORK/policy" 0)" >/dev/null
-for ((k = 0; k < ITERS; k++)); do
+START=$(newest_step)
+if [ "$START" -lt 0 ]; then "$BIN/ovr_convert" "$POLICY0" "$(step "$WORK/policy" 0)" >/dev/null; START=0; fi
+retain "$START"  # what a run killed between a commit and its retention left
+for ((k = START; k < ITERS; k++)); do
   rollout="$(printf '%s/rollouts/iter_%06d.h5' "$WORK" $k)"
   if [ ! -f "$rollout" ]; then
     stop_point "the rollout of iteration $k"
@@ -71,5 +115,7 @@ for ((k = 0; k < ITERS; k++)); do
     "${MPIRUN[@]}" "$BIN/ovr_ppo" --policy "$(step "$WORK/policy" $k)" "${critic[@]}" --rollouts "$rollout" \
       --policy-output "$WORK/policy" "${PPO_OPTS[@]}"
   fi
+  retain $((k + 1))
+  echo "RL: iteration $k done; disk: policy $(mb "$WORK/policy") MB, critic $(mb "$WORK/critic") MB, rollouts $(mb "$WORK/rollouts") MB"
 done
 echo "RL: $ITERS iterations done; policy $(step "$WORK/policy" "$ITERS")"

@@ -282,9 +282,18 @@ void CheckpointWriter::commit(bool update_latest) {
   if (m.rank == 0 && on_phase) on_phase("data-written");
   if (!m.close_all()) mark_unclosable_file();  // HDF5 may hold a half-closed file
   m.agree_or_abandon();  // H5Fclose is collective: every rank learns whether every flush succeeded
+  // Each rank wrote its own slices through MPI-IO, so on a parallel filesystem each node's client
+  // caches a part of the file, and one client's fsync does not flush another's: every rank syncs
+  // it, and the file is renamed into place (and a later --keep-last may delete the previous one)
+  // only once all have succeeded.
+  try {
+    fsync_file(m.tmp_path);
+  } catch (const Error& e) {
+    m.record(e);
+  }
+  m.agree_or_abandon();
   on_root_then_share(m.comm, [&] {
     if (on_phase) on_phase("closed");
-    fsync_file(m.tmp_path);
     rename_durable(m.tmp_path, m.path);
     if (on_phase) on_phase("renamed");
     if (update_latest) {

@@ -72,11 +72,11 @@ std::string step_file_name(int64_t step) {
   return name;
 }
 
-void remove_old_step_files(const std::string& dir, int64_t keep) {
+void remove_old_step_files(const std::string& dir, int64_t keep, int64_t newest) {
   std::vector<std::string> steps;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const std::string f = e.path().filename().string();
-    if (f.size() == 16 && f.rfind("step_", 0) == 0 && f.substr(13) == ".h5") steps.push_back(f);
+    if (f.size() == 16 && f.rfind("step_", 0) == 0 && f.substr(13) == ".h5" && f <= step_file_name(newest)) steps.push_back(f);
   }
   std::sort(steps.begin(), steps.end());
   for (size_t i = 0; i + size_t(keep) < steps.size(); ++i) std::filesystem::remove(io::join_path(dir, steps[i]));

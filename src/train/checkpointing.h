@@ -36,7 +36,9 @@ int64_t read_state_scalar(io::CheckpointReader& r, const std::string& name);
 
 // "step_00000012.h5" for step 12.
 std::string step_file_name(int64_t step);
-// Removes the oldest step_*.h5 of a directory beyond the newest `keep` (rank 0 calls it).
-void remove_old_step_files(const std::string& dir, int64_t keep);
+// Removes the oldest step_*.h5 of a directory beyond the newest `keep` up to step `newest`, the
+// checkpoint just committed (and made durable on every rank); a file of a later step, left by an
+// earlier run that died before `latest` moved on, never pushes the newest one out. Rank 0 calls it.
+void remove_old_step_files(const std::string& dir, int64_t keep, int64_t newest);
 
 }  // namespace ovr::train

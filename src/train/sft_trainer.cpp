@@ -413,7 +413,7 @@ void save_checkpoint(const Settings& s, const std::string& run_config, const nlo
                              {"/state/tokens_seen", at.tokens_seen}, {"/state/optimizer_steps", opt.steps_taken()},
                              {"/state/seed", int64_t(s.seed)}});
   log::info("checkpoint %s", path.c_str());
-  if (s.keep_last > 0 && world_rank() == 0) remove_old_step_files(s.output, s.keep_last);
+  if (s.keep_last > 0 && world_rank() == 0) remove_old_step_files(s.output, s.keep_last, at.step);
 }
 
 }  // namespace

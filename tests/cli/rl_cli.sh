@@ -57,6 +57,39 @@ echo "ok: killed and restarted loop = uninterrupted loop"
 lines=$(wc -l <"$WORK/full/policy/ppo_metrics.jsonl")
 [ "$lines" = 3 ] || { echo "FAIL: $lines PPO metric lines"; FAILED=1; }
 
+# 2a. Retention: only the newest steps keep optimizer state; older policy steps are weights only
+#     (every OVR_SNAPSHOT_EVERY-th) or gone, older critics and rollouts go; results are unchanged,
+#     also when killed (-9) just as a step is committed and its retention starts.
+has_optim() { h5ls "$1" | grep -q '^optim'; }
+has_optim "$WORK/full/policy/step_00000003.h5" && has_optim "$WORK/full/critic/step_00000003.h5" \
+  || { echo "FAIL: the newest steps lost their optimizer state"; FAILED=1; }
+for k in 0 1 2; do
+  has_optim "$WORK/full/policy/step_0000000$k.h5" && { echo "FAIL: policy step $k kept its optimizer state"; FAILED=1; }
+done
+[ "$(cd "$WORK/full/critic" && ls step_*)" = step_00000003.h5 ] || { echo "FAIL: older critic steps kept: $(ls "$WORK/full/critic")"; FAILED=1; }
+export OVR_SNAPSHOT_EVERY=2 OVR_KEEP_ROLLOUTS=1
+mkdir -p "$WORK/thin"
+setsid bash "$REPO/jobs/local/rl.sh" "$WORK/thin" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${PPO[@]}" >"$WORK/thin.txt" 2>&1 &
+pid=$!
+for _ in $(seq 1200); do [ -f "$WORK/thin/policy/step_00000002.h5" ] && break; sleep 0.05; done
+kill -KILL -- -$pid 2>/dev/null; wait $pid 2>/dev/null
+expect_status 0 "RL loop with retention, killed as step 2 was committed, restarted" -- bash "$REPO/jobs/local/rl.sh" "$WORK/thin" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${PPO[@]}"
+expect_output "RL: iteration 2 done; disk: policy " "disk per iteration printed"
+unset OVR_SNAPSHOT_EVERY OVR_KEEP_ROLLOUTS
+kept="$(cd "$WORK/thin" && ls policy/step_* critic/step_* rollouts/iter_* | tr '\n' ' ')"
+[ "$kept" = "critic/step_00000003.h5 policy/step_00000000.h5 policy/step_00000002.h5 policy/step_00000003.h5 rollouts/iter_000002.h5 " ] \
+  || { echo "FAIL: retention kept: $kept"; FAILED=1; }
+has_optim "$WORK/thin/policy/step_00000002.h5" && { echo "FAIL: snapshot step 2 kept its optimizer state"; FAILED=1; }
+for who in policy critic; do
+  for g in /model /optim /state; do
+    h5diff "$WORK/full/$who/step_00000003.h5" "$WORK/thin/$who/step_00000003.h5" $g $g >/dev/null \
+      || { echo "FAIL: retention changed $who $g"; FAILED=1; }
+  done
+done
+h5diff "$WORK/full/policy/step_00000002.h5" "$WORK/thin/policy/step_00000002.h5" /model /model >/dev/null \
+  || { echo "FAIL: the weights-only snapshot of step 2 differs from the full run's"; FAILED=1; }
+echo "ok: retention keeps what resume and averaging need, and changes no result"
+
 # 2b. The same with GRPO (no critic): killed part-way and restarted = uninterrupted; no critic files.
 GRPO=(--advantage grpo --warmup-steps 0 --policy-lr 5e-5 --seq-len 512 --minibatches 2)
 expect_status 0 "GRPO loop, 3 iterations" -- bash "$REPO/jobs/local/rl.sh" "$WORK/gfull" "$POLICY0" "$PROMPTS" 3 "${RO[@]}" -- "${GRPO[@]}"

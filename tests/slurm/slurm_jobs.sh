@@ -182,7 +182,9 @@ say "1. rl.sbatch: job $J1 (3 iterations, 2 ranks, srun)"
 wait_done "$J1" 150
 grep -q "launcher srun" "$WORK/rl-$J1.out" || fail "rl-$J1.out: the job did not use srun"
 for k in 0 1 2; do [ -f "$WORK/rl/$R$k.h5" ] || fail "no rollout file $R$k.h5"; done
-for k in 1 2 3; do [ -f "$WORK/rl/$P$k.h5" ] && [ -f "$WORK/rl/critic/step_0000000$k.h5" ] || fail "no policy/critic step $k"; done
+for k in 1 2 3; do [ -f "$WORK/rl/$P$k.h5" ] || fail "no policy step $k"; done
+# Retention: only the newest critic step is kept (the policy's older steps stay, as weights only).
+[ "$(cd "$WORK/rl/critic" && ls step_*)" = step_00000003.h5 ] || fail "critic steps kept: $(ls "$WORK/rl/critic")"
 [ ! -e "$WORK/rl/${P}4.h5" ] || fail "a 4th iteration ran"
 metrics_once "$WORK/rl/rollouts/rollout_metrics.jsonl" 3
 metrics_once "$WORK/rl/policy/ppo_metrics.jsonl" 3
