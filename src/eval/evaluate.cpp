@@ -5,11 +5,13 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/gather.h"
 #include "common/log.h"
 #include "common/mpi_runtime.h"
 #include "eval/benchmark.h"
 #include "eval/rescore.h"
 #include "eval/scores.h"
+#include "io/concatenated_file.h"
 #include "io/fs.h"
 #include "io/run_lock.h"
 #include "engine/engine_setup.h"
@@ -40,18 +42,6 @@ void add_eval_options(Config& cfg) {
 }
 
 namespace {
-
-// The bytes of every rank's `text`, concatenated in rank order, on rank 0.
-std::string gather_text(const std::string& text) {
-  const int ranks = world_size();
-  int len = int(text.size());
-  std::vector<int> lens(static_cast<size_t>(ranks)), offs(static_cast<size_t>(ranks), 0);
-  OVR_MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
-  for (int r = 1; r < ranks; ++r) offs[size_t(r)] = offs[size_t(r - 1)] + lens[size_t(r - 1)];
-  std::string all(world_rank() == 0 ? size_t(offs.back() + lens.back()) : 0, '\0');
-  OVR_MPI_CHECK(MPI_Gatherv(text.data(), len, MPI_CHAR, all.data(), lens.data(), offs.data(), MPI_CHAR, 0, MPI_COMM_WORLD));
-  return all;
-}
 
 // The prompt as text, each image's run of <|image_pad|> shown once as <image>.
 std::string prompt_text(const text::Tokenizer& tok, const std::vector<int32_t>& ids) {
@@ -145,7 +135,7 @@ int run_eval(const Config& cfg) {
   // ---- generate and score ----
   engine::GenerationEngine generator(policy.model.lm, eo);
   const std::vector<engine::GeneratedSample> samples = generator.generate(requests);
-  std::string lines;
+  std::string lines, records;  // this rank's results lines, and their summary_fields
   int64_t tokens = 0;
   for (const engine::GeneratedSample& s : samples) {
     const Problem& p = *by_line.at(s.prompt_id);
@@ -153,18 +143,21 @@ int run_eval(const Config& cfg) {
     const bool truncated = s.finish_reason == "length";
     const reward::RewardResult r = score_problem(text, p, truncated, ro);
     tokens += int64_t(s.tokens.size());
-    lines += nlohmann::json({{"benchmark", name}, {"id", p.prompt.id}, {"row", p.line}, {"sample", s.sample_index},
+    nlohmann::json line = nlohmann::json({{"benchmark", name}, {"id", p.prompt.id}, {"row", p.line}, {"sample", s.sample_index},
                              {"subject", p.subject ? nlohmann::json(*p.subject) : nlohmann::json()},
                              {"level", p.level ? nlohmann::json(*p.level) : nlohmann::json()},
                              {"has_image", !p.prompt.images.empty()}, {"prompt", prompts.at(p.line)}, {"response", text},
                              {"response_tokens", s.tokens.size()}, {"finish_reason", s.finish_reason},
                              {"extracted", r.extracted}, {"answer", p.prompt.answer}, {"score", r.reward},
-                             {"reason", r.reason}})
-                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+                             {"reason", r.reason}});
+    lines += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    records += summary_fields(line).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
 
   // ---- rank 0: results in file order, the summary ----
-  const std::string all_lines = gather_text(lines), all_bad = gather_text(bad_lines);
+  // Each rank writes its results into the file at its offset (no rank holds them all: several GB
+  // at k = 64 and 32k tokens) and sends rank 0 only what the summary needs.
+  const std::string all_records = gather_to_root(MPI_COMM_WORLD, records), all_bad = gather_to_root(MPI_COMM_WORLD, bad_lines);
   OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &tokens, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
   // Every row failed (e.g. no image decodes): an error on every rank, not avg@k 0 over 0 problems.
   int64_t evaluated = lines.empty() ? 0 : 1;
@@ -175,10 +168,11 @@ int run_eval(const Config& cfg) {
     throw Error(data + ": no problem could be evaluated: all " + std::to_string(bench.problems.size()) + " rows failed" +
                 (first.empty() ? "" : " (the first: " + first + ")"));
   }
+  io::write_concatenated(io::join_path(output, "results.jsonl"), MPI_COMM_WORLD, lines);
   const double seconds = monotonic_seconds() - t0;
   if (rank == 0) {
     std::vector<nlohmann::json> results;
-    for (const std::string& l : split_lines(all_lines)) results.push_back(nlohmann::json::parse(l));
+    for (const std::string& l : split_lines(all_records)) results.push_back(nlohmann::json::parse(l));
     nlohmann::json summary = {{"model", model_path}, {"model_step", policy.step}, {"benchmark", name}, {"data", data},
                               {"format", format}, {"fields", cfg.get<std::string>("fields")},
                               {"instruction", cfg.get<std::string>("instruction")}, {"answer_tag", ro.extract.require_answer_tag},
@@ -195,8 +189,6 @@ int run_eval(const Config& cfg) {
     summary["bad_row_list"] = bad;
     summary["seconds"] = seconds;
     summary["tokens_per_s"] = double(tokens) / seconds;
-    io::make_dirs(output);
-    io::write_file_atomic(io::join_path(output, "results.jsonl"), all_lines);
     io::write_file_atomic(io::join_path(output, "summary.json"), summary.dump(2) + "\n");
     for (const auto& b : bad) log::warn("bad row %s: %s", b["row"].dump().c_str(), b["reason"].get<std::string>().c_str());
     log::info("%s on %s: %lld problems (%lld text, %lld image), k=%d: avg@k %.4f, pass@k %.4f, maj@k %.4f; "

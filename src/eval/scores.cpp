@@ -110,4 +110,11 @@ nlohmann::json summarize(const std::vector<nlohmann::json>& results, int k) {
   return s;
 }
 
+nlohmann::json summary_fields(const nlohmann::json& result) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* key : {"row", "sample", "score", "extracted", "subject", "level", "has_image", "response_tokens", "finish_reason"})
+    if (result.contains(key)) out[key] = result[key];
+  return out;
+}
+
 }  // namespace ovr::eval

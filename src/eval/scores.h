@@ -21,4 +21,8 @@ int majority_index(const std::vector<std::string>& answers);
 // in any order. Problems are the distinct rows; every problem must have the same k samples.
 nlohmann::json summarize(const std::vector<nlohmann::json>& results, int k);
 
+// The fields of a results line that summarize() reads, without the prompt and response texts: what
+// each rank sends to rank 0 (a few dozen bytes per sample instead of the whole response).
+nlohmann::json summary_fields(const nlohmann::json& result);
+
 }  // namespace ovr::eval

@@ -65,6 +65,13 @@ expect_clean_failure "ovr_rollout on 2 ranks, disk full" "$DISK/iter_000000.h5" 
   --tokenizer "$REPO/inputs/tiny/tokenizer.json" --prompts-per-iteration 8 --n 4 --max-new-tokens 48
 [ -s "$DISK/rollout_metrics.jsonl" ] && { echo "FAIL: a metrics line for a rollout file never written"; FAILED=1; }
 
+# 3b. Evaluation results, written by both ranks at their offsets: no results.jsonl, no summary.
+mount_disk 8k
+expect_clean_failure "ovr_eval on 2 ranks, disk full" "$DISK/ev/results.jsonl" -- $MPIEXEC 2 "$BIN/ovr_eval" \
+  --model "$WORK/init.h5" --tokenizer "$REPO/inputs/tiny/tokenizer.json" --benchmark arith --fields question=prompt \
+  --data "$REPO/inputs/tiny/rl_arith.jsonl" --limit 8 --k 4 --max-new-tokens 48 -o "$DISK/ev"
+[ -e "$DISK/ev/summary.json" ] && { echo "FAIL: a summary for results never written"; FAILED=1; }
+
 # 4. With room, the same run commits.
 mount_disk 16m
 expect_status 0 "ovr_sft on 2 ranks with room" -- timeout 120 $MPIEXEC 2 "$BIN/ovr_sft" "${SFT[@]}"

@@ -1,0 +1,90 @@
+// Byte strings of any size between ranks (common/gather.h) and one file written by every rank at
+// its 64-bit offset (io/concatenated_file.h), under mpiexec -n 1 and -n 3.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/gather.h"
+#include "io/concatenated_file.h"
+#include "io/fs.h"
+#include "test_util.h"
+
+using namespace ovr;
+
+namespace {
+int my_rank() { int r; MPI_Comm_rank(MPI_COMM_WORLD, &r); return r; }
+int ranks() { int n; MPI_Comm_size(MPI_COMM_WORLD, &n); return n; }
+
+// Rank r's text: 17 r bytes (rank 0: none), each naming its rank, so order and size both show.
+std::string text_of(int r) { return std::string(size_t(17 * r), char('a' + r)); }
+std::string expected_concatenation() {
+  std::string all;
+  for (int r = 0; r < ranks(); ++r) all += text_of(r);
+  return all;
+}
+std::string shared_dir(const std::string& tag) {  // one directory all ranks agree on
+  std::string dir = my_rank() == 0 ? test::temp_dir(tag) : "";
+  int n = int(dir.size());
+  MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  dir.resize(size_t(n));
+  MPI_Bcast(dir.data(), n, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return dir;
+}
+}  // namespace
+
+// The arithmetic that keeps every MPI count under 2^31 for any total: pieces cover [0, n) in order.
+TEST(BytePieces, CoverSizesPastTwoGibInPiecesThatFitAnMpiCount) {
+  const uint64_t gib = uint64_t(1) << 30;
+  const auto p = byte_pieces(5 * gib + 3);
+  ASSERT_EQ(p.size(), 6u);
+  uint64_t next = 0;
+  for (const auto& [at, len] : p) {
+    EXPECT_EQ(at, next);
+    EXPECT_LE(len, kMaxMpiPiece);
+    EXPECT_LE(len, uint64_t(INT32_MAX));
+    next = at + len;
+  }
+  EXPECT_EQ(next, 5 * gib + 3);
+  EXPECT_EQ(p.back().second, 3u);
+  EXPECT_TRUE(byte_pieces(0).empty());
+  EXPECT_EQ(byte_pieces(2 * gib).size(), 2u);
+  EXPECT_EQ(byte_pieces(10, 4), (std::vector<std::pair<uint64_t, uint64_t>>{{0, 4}, {4, 4}, {8, 2}}));
+}
+
+TEST(GatherToRoot, ConcatenatesInRankOrderAcrossManyPieces) {
+  // 5-byte pieces: rank 2's 34 bytes travel as 7 messages.
+  const std::string all = gather_to_root(MPI_COMM_WORLD, text_of(my_rank()), 5);
+  if (my_rank() == 0) EXPECT_EQ(all, expected_concatenation());
+  else EXPECT_EQ(all, "");
+}
+
+TEST(OffsetAndTotal, IsAnExclusivePrefixSum) {
+  const auto [offset, total] = offset_and_total(MPI_COMM_WORLD, text_of(my_rank()).size());
+  uint64_t before = 0;
+  for (int r = 0; r < my_rank(); ++r) before += text_of(r).size();
+  EXPECT_EQ(offset, before);
+  EXPECT_EQ(total, expected_concatenation().size());
+}
+
+TEST(WriteConcatenated, EveryRankWritesItsPartAtItsOffset) {
+  const std::string dir = shared_dir("concatenated");
+  const std::string path = dir + "/sub/results.jsonl";
+  io::write_concatenated(path, MPI_COMM_WORLD, text_of(my_rank()));
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_EQ(io::read_text_file(path), expected_concatenation());
+  EXPECT_FALSE(io::path_exists(path + ".tmp"));
+  // Written again (a rerun): replaced whole, not appended to.
+  io::write_concatenated(path, MPI_COMM_WORLD, my_rank() == 0 ? "x" : "");
+  EXPECT_EQ(io::read_text_file(path), "x");
+}
+
+TEST(WriteConcatenated, AFailureEndsEveryRankAndLeavesNoFile) {
+  const std::string dir = shared_dir("concatenated_fail");
+  if (my_rank() == 0) test::write_file(dir + "/not_a_dir", "a file where a directory is expected");
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::string path = dir + "/not_a_dir/results.jsonl";
+  EXPECT_THROW(io::write_concatenated(path, MPI_COMM_WORLD, text_of(my_rank())), Error);
+  EXPECT_FALSE(io::path_exists(path));
+}
