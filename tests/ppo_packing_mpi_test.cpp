@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -15,6 +16,8 @@
 #include "model/qwen2.h"
 #include "model/qwen2_5_vl.h"
 #include "rl/ppo_steps.h"
+#include "rl/rollout_store.h"
+#include "test_util.h"
 
 using namespace ovr;
 
@@ -57,6 +60,7 @@ rl::Rollouts ragged_rollouts() {
       rl::RolloutSample s;
       s.group = g, s.sample_index = k, s.reward = reward[g][k];
       for (int t = 0; t < response_len[g][k]; ++t) s.tokens.push_back(int32_t(rng() % kVocab)), s.logprobs.push_back(-4.f);
+      s.length = int64_t(s.tokens.size());
       ro.samples.push_back(s);
     }
   }
@@ -257,4 +261,55 @@ TEST(PackedPpo, equals_a_plain_per_sample_computation_on_a_ragged_batch) {
   plain_critic_grads.push_back(head.grad());
   expect_same_grads(packed_policy_grads, plain_policy_grads, "policy");
   expect_same_grads(packed_critic_grads, plain_critic_grads, "critic");
+}
+
+// ovr_ppo reads only its own samples' responses (read_rollout_index, plan_ppo_batch,
+// read_rollout_responses, fill_ppo_documents): each rank gets exactly the rows and documents the
+// whole-file read gives it, so the update is the same, while reading 1/N of the responses.
+TEST(ShardedRolloutRead, gives_each_rank_the_batch_of_the_whole_file_read) {
+  std::string dir = my_rank() == 0 ? test::temp_dir("sharded_rollouts") : "";
+  int len = int(dir.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  dir.resize(size_t(len));
+  MPI_Bcast(dir.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  const std::string path = dir + "/iter_000002.h5";
+  rl::write_rollouts(path, MPI_COMM_WORLD, my_rank() == 0 ? ragged_rollouts() : rl::Rollouts{});
+  const image::ImageProcessor processor{image::ImageProcessorOptions{}};
+
+  const rl::Rollouts whole = rl::read_rollouts(path);
+  const rl::PpoBatch a = rl::build_ppo_batch(whole, processor, 2, 40, 9, my_rank(), ranks());
+  rl::Rollouts index = rl::read_rollout_index(path);
+  for (const auto& s : index.samples) EXPECT_TRUE(s.tokens.empty() && s.logprobs.empty());
+  rl::PpoBatch b = rl::plan_ppo_batch(index, 2, 40, 9, my_rank(), ranks());
+  const uint64_t bytes = rl::read_rollout_responses(path, MPI_COMM_WORLD, rl::ppo_samples(b), &index);
+  rl::fill_ppo_documents(b, index, processor);
+
+  ASSERT_EQ(a.rows.size(), b.rows.size());
+  for (size_t mb = 0; mb < a.rows.size(); ++mb) {
+    ASSERT_EQ(a.rows[mb].size(), b.rows[mb].size());
+    for (size_t r = 0; r < a.rows[mb].size(); ++r) {
+      EXPECT_EQ(a.rows[mb][r].docs, b.rows[mb][r].docs);
+      EXPECT_EQ(a.rows[mb][r].tokens, b.rows[mb][r].tokens);
+    }
+  }
+  EXPECT_EQ(a.minibatch_tokens, b.minibatch_tokens);
+  EXPECT_EQ(a.micro_batches, b.micro_batches);
+  EXPECT_EQ(a.response_tokens, b.response_tokens);
+  const std::vector<int64_t> mine = rl::ppo_samples(b);
+  uint64_t want_bytes = 0;
+  for (size_t i = 0; i < whole.samples.size(); ++i) {
+    const bool own = std::binary_search(mine.begin(), mine.end(), int64_t(i));
+    if (own) {
+      EXPECT_EQ(a.data.docs[i].ids, b.data.docs[i].ids) << "sample " << i;
+      EXPECT_EQ(a.data.docs[i].loss_mask, b.data.docs[i].loss_mask) << "sample " << i;
+      EXPECT_EQ(index.samples[i].logprobs, whole.samples[i].logprobs) << "sample " << i;
+      want_bytes += whole.samples[i].tokens.size() * 8;
+    } else {
+      EXPECT_TRUE(b.data.docs[i].ids.empty()) << "sample " << i << " is another rank's, yet was read";
+    }
+  }
+  EXPECT_EQ(bytes, want_bytes);
+  uint64_t all_bytes = 0, total = uint64_t(a.total_tokens) * 8;
+  MPI_Allreduce(&bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+  EXPECT_EQ(all_bytes, total) << "the ranks together read every response byte once";
 }

@@ -22,9 +22,9 @@ rl::Rollouts sample_rollouts() {
   r.seed = 42;
   r.max_new_tokens = 128;
   r.groups = {{7, "q7", {1, 2, 3}, "\\frac{1}{2}", {}}, {2, "", {4}, "5", {"a.png", "b.jpg"}}};
-  r.samples = {{0, 0, {10, 11}, {-0.5f, -1.5f}, 1.0f, "eos", "1/2", "correct"},
-               {0, 1, {}, {}, 0.0f, "length", "", "truncated"},
-               {1, 0, {12, 13, 14}, {-0.1f, -0.2f, -0.3f}, 0.0f, "eos", "4", "wrong"}};
+  r.samples = {{0, 0, 2, {10, 11}, {-0.5f, -1.5f}, 1.0f, "eos", "1/2", "correct"},
+               {0, 1, 0, {}, {}, 0.0f, "length", "", "truncated"},
+               {1, 0, 3, {12, 13, 14}, {-0.1f, -0.2f, -0.3f}, 0.0f, "eos", "4", "wrong"}};
   return r;
 }
 

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <array>
 #include <map>
 
 #include "common/error.h"
@@ -54,13 +56,47 @@ at::Tensor values_of(PpoModels& m, const train::SftBatch& batch) {
 
 }  // namespace
 
-PpoBatch build_ppo_batch(const Rollouts& ro, const image::ImageProcessor& processor, int minibatches, int64_t seq_len,
-                         uint64_t seed, int rank, int ranks) {
+PpoBatch plan_ppo_batch(const Rollouts& ro, int minibatches, int64_t seq_len, uint64_t seed, int rank, int ranks) {
   PpoBatch b;
-  std::map<std::string, std::array<int64_t, 3>> grids;  // an image's grid, computed once
+  std::vector<int64_t> lengths;  // prompt + response: a packed document
   for (const RolloutSample& s : ro.samples) {
+    lengths.push_back(int64_t(ro.groups[size_t(s.group)].prompt_tokens.size()) + s.length);
+    b.response_tokens.push_back(s.length);
+    b.total_tokens += s.length;
+  }
+  if (b.total_tokens == 0) throw Error("the rollouts hold no response tokens");
+  b.data.docs.resize(ro.samples.size());
+
+  const int64_t n = int64_t(ro.samples.size());
+  const std::vector<int64_t> order = epoch_order(n, seed, ro.iteration);
+  for (int mb = 0; mb < minibatches; ++mb) {
+    const std::vector<int64_t> members(order.begin() + n * mb / minibatches, order.begin() + n * (mb + 1) / minibatches);
+    const auto rows = train::pack_rows(members, lengths, seq_len, true);
+    const int64_t r = int64_t(rows.size());
+    b.rows.emplace_back(rows.begin() + r * rank / ranks, rows.begin() + r * (rank + 1) / ranks);
+    int64_t tokens = 0;
+    for (int64_t s : members) tokens += b.response_tokens[size_t(s)];
+    b.minibatch_tokens.push_back(tokens);
+    b.micro_batches.push_back((r + ranks - 1) / ranks);
+  }
+  return b;
+}
+
+std::vector<int64_t> ppo_samples(const PpoBatch& b) {
+  std::vector<int64_t> out;
+  for (const auto& rows : b.rows)
+    for (const auto& row : rows) out.insert(out.end(), row.docs.begin(), row.docs.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void fill_ppo_documents(PpoBatch& b, const Rollouts& ro, const image::ImageProcessor& processor) {
+  std::map<std::string, std::array<int64_t, 3>> grids;  // an image's grid, computed once
+  for (int64_t i : ppo_samples(b)) {
+    const RolloutSample& s = ro.samples[size_t(i)];
     const RolloutGroup& g = ro.groups[size_t(s.group)];
-    train::SftDocument d;
+    if (int64_t(s.tokens.size()) != s.length) throw Error("fill_ppo_documents: sample " + std::to_string(i) + " was not read");
+    train::SftDocument& d = b.data.docs[size_t(i)];
     d.ids = g.prompt_tokens;
     d.ids.insert(d.ids.end(), s.tokens.begin(), s.tokens.end());
     d.loss_mask.assign(g.prompt_tokens.size(), 0);
@@ -69,24 +105,13 @@ PpoBatch build_ppo_batch(const Rollouts& ro, const image::ImageProcessor& proces
       if (!grids.count(path)) grids[path] = processor.process_file(path).grid_thw;
       d.images.push_back({path, grids[path]});
     }
-    b.data.docs.push_back(std::move(d));
-    b.response_tokens.push_back(int64_t(s.tokens.size()));
-    b.total_tokens += int64_t(s.tokens.size());
   }
-  if (b.total_tokens == 0) throw Error("the rollouts hold no response tokens");
+}
 
-  const int64_t n = int64_t(ro.samples.size());
-  const std::vector<int64_t> order = epoch_order(n, seed, ro.iteration);
-  for (int mb = 0; mb < minibatches; ++mb) {
-    const std::vector<int64_t> members(order.begin() + n * mb / minibatches, order.begin() + n * (mb + 1) / minibatches);
-    const auto rows = train::pack_rows(members, b.data.docs, seq_len, true);
-    const int64_t r = int64_t(rows.size());
-    b.rows.emplace_back(rows.begin() + r * rank / ranks, rows.begin() + r * (rank + 1) / ranks);
-    int64_t tokens = 0;
-    for (int64_t s : members) tokens += b.response_tokens[size_t(s)];
-    b.minibatch_tokens.push_back(tokens);
-    b.micro_batches.push_back((r + ranks - 1) / ranks);
-  }
+PpoBatch build_ppo_batch(const Rollouts& ro, const image::ImageProcessor& processor, int minibatches, int64_t seq_len,
+                         uint64_t seed, int rank, int ranks) {
+  PpoBatch b = plan_ppo_batch(ro, minibatches, seq_len, seed, rank, ranks);
+  fill_ppo_documents(b, ro, processor);
   return b;
 }
 

@@ -22,7 +22,7 @@
 namespace ovr::rl {
 
 struct PpoBatch {
-  train::SftDataset data;                           // one document per sample
+  train::SftDataset data;                           // one document per sample (empty where not this rank's)
   std::vector<int64_t> response_tokens;             // per sample
   std::vector<std::vector<train::PackedRow>> rows;  // per minibatch, this rank's rows
   std::vector<int64_t> minibatch_tokens;            // per minibatch, response tokens on all ranks: the loss divisor
@@ -31,7 +31,14 @@ struct PpoBatch {
 };
 
 // Samples split into `minibatches` by a shuffle seeded with (seed, iteration); rank r takes a
-// contiguous share of each minibatch's rows. Throws ovr::Error when the rollouts hold no tokens.
+// contiguous share of each minibatch's rows. Planned from the samples' lengths alone (an index of
+// the rollout file: read_rollout_index), so that each rank then reads only its own samples
+// (ppo_samples, read_rollout_responses) and fill_ppo_documents builds their documents. Throws
+// ovr::Error when the rollouts hold no tokens.
+PpoBatch plan_ppo_batch(const Rollouts& index, int minibatches, int64_t seq_len, uint64_t seed, int rank, int ranks);
+std::vector<int64_t> ppo_samples(const PpoBatch& b);  // this rank's samples, increasing
+void fill_ppo_documents(PpoBatch& b, const Rollouts& ro, const image::ImageProcessor& processor);
+// All three on rollouts held whole.
 PpoBatch build_ppo_batch(const Rollouts& ro, const image::ImageProcessor& processor, int minibatches, int64_t seq_len,
                          uint64_t seed, int rank, int ranks);
 

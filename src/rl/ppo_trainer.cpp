@@ -127,7 +127,7 @@ int run_ppo(const Config& cfg) {
   if (!o.with_critic() && (!o.critic.empty() || !o.critic_output.empty()))
     log::warn("--advantage %s has no critic: --critic/--critic-output are unused", advantage_estimator_name(o.advantage));
 
-  const Rollouts ro = read_rollouts(o.rollouts);
+  Rollouts ro = read_rollout_index(o.rollouts);
   if (ro.samples.empty()) throw Error(o.rollouts + ": no samples");
   if (int64_t(o.minibatches) > int64_t(ro.samples.size()))
     throw ConfigError("--minibatches " + std::to_string(o.minibatches) + ": more than the " + std::to_string(ro.samples.size()) +
@@ -135,7 +135,11 @@ int run_ppo(const Config& cfg) {
   check_same_architecture(o, ro);
   const image::ImageProcessor processor(o.preprocessor.empty() ? image::ImageProcessorOptions{}
                                                                : image::ImageProcessorOptions::from_json_file(o.preprocessor));
-  const PpoBatch batch = build_ppo_batch(ro, processor, o.minibatches, o.seq_len, o.seed, world_rank(), world_size());
+  // Each rank reads only the responses it trains on (1/N of the file's bytes).
+  PpoBatch batch = plan_ppo_batch(ro, o.minibatches, o.seq_len, o.seed, world_rank(), world_size());
+  const double read_bytes = double(read_rollout_responses(o.rollouts, MPI_COMM_WORLD, ppo_samples(batch), &ro));
+  fill_ppo_documents(batch, ro, processor);
+  log::info("read %.2f MB of the rollouts' %.2f MB of responses on rank 0", read_bytes / 1e6, double(batch.total_tokens) * 8 / 1e6);
 
   // ---- the networks: policy_k; critic_k (at the first iteration the policy's backbone + a new head) ----
   Trainee policy, critic;
@@ -192,7 +196,8 @@ int run_ppo(const Config& cfg) {
       {"entropy", pol.entropy}, {"policy_grad_norm", pol.grad_norm},
       {"advantage_mean", adv.mean}, {"advantage_std", adv.std},
       {"logprob_mismatch_abs", score.mismatch_abs}, {"logprob_mismatch_mean", score.mismatch_mean},
-      {"tokens_per_s", double(batch.total_tokens) * passes / seconds}, {"seconds", seconds}};
+      {"tokens_per_s", double(batch.total_tokens) * passes / seconds}, {"seconds", seconds},
+      {"rollout_bytes_read_rank0", read_bytes}};
   if (o.with_critic()) {
     j["value_loss"] = crit.loss, j["value_clip_fraction"] = crit.clip_fraction, j["critic_grad_norm"] = crit.grad_norm;
     j["explained_variance"] = adv.explained_variance;

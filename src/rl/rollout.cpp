@@ -112,7 +112,7 @@ int run_rollout(const Config& cfg) {
   for (const engine::GeneratedSample& s : samples) {
     const size_t g = group_of[s.prompt_id];
     const reward::RewardResult& r = scores.at({s.prompt_id, s.sample_index});
-    RolloutSample rs{int64_t(g), s.sample_index, std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), s.logprobs,
+    RolloutSample rs{int64_t(g), s.sample_index, int64_t(s.tokens.size()), std::vector<int32_t>(s.tokens.begin(), s.tokens.end()), s.logprobs,
                      float(r.reward), s.finish_reason, r.extracted, r.reason};
     out.samples.push_back(std::move(rs));
     (has_image[g] ? reward_image : reward_text) += r.reward;

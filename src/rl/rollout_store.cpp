@@ -146,7 +146,7 @@ std::vector<std::string> strings(io::CheckpointReader& r, const char* bytes, con
 
 }  // namespace
 
-Rollouts read_rollouts(const std::string& path) {
+Rollouts read_rollout_index(const std::string& path) {
   io::CheckpointReader r(path, MPI_COMM_SELF);
   if (r.attrs().role != "rollouts") throw Error(path + ": role is '" + r.attrs().role + "', not a rollout file");
   Rollouts out;
@@ -182,8 +182,6 @@ Rollouts read_rollouts(const std::string& path) {
     out.groups.push_back(std::move(grp));
   }
   const auto lengths = read_all<int64_t>(r, "/rollout/response_lengths", io::DType::I64);
-  const auto tokens = split(read_all<int32_t>(r, "/rollout/response_tokens", io::DType::I32), lengths, where + "responses");
-  const auto logprobs = split(read_all<float>(r, "/rollout/behaviour_logprobs", io::DType::F32), lengths, where + "log-probs");
   const auto group = read_all<int64_t>(r, "/rollout/sample_group", io::DType::I64);
   const auto sample_index = read_all<int32_t>(r, "/rollout/sample_index", io::DType::I32);
   const auto reward = read_all<float>(r, "/rollout/reward", io::DType::F32);
@@ -194,10 +192,62 @@ Rollouts read_rollouts(const std::string& path) {
   if (group.size() != n || sample_index.size() != n || reward.size() != n || finish.size() != n || extracted.size() != n ||
       reason.size() != n)
     throw Error(where + "sample datasets of different lengths");
+  int64_t total = 0;
   for (size_t i = 0; i < n; ++i) {
     if (group[i] < 0 || size_t(group[i]) >= g) throw Error(where + "sample " + std::to_string(i) + " names group " + std::to_string(group[i]));
-    out.samples.push_back({group[i], sample_index[i], tokens[i], logprobs[i], reward[i], finish[i], extracted[i], reason[i]});
+    if (lengths[i] < 0) throw Error(where + "sample " + std::to_string(i) + " has a negative length");
+    total += lengths[i];
+    out.samples.push_back({group[i], sample_index[i], lengths[i], {}, {}, reward[i], finish[i], extracted[i], reason[i]});
   }
+  for (const char* name : {"/rollout/response_tokens", "/rollout/behaviour_logprobs"}) {
+    if (!r.has(name)) throw Error(where + "no dataset " + name + " (not a rollout file?)");
+    const io::TensorInfo info = r.info(name);
+    if (info.shape.size() != 1 || info.shape[0] != total)
+      throw Error(where + name + " holds " + io::shape_string(info.shape) + " values, the response lengths add up to " + std::to_string(total));
+  }
+  return out;
+}
+
+uint64_t read_rollout_responses(const std::string& path, MPI_Comm comm, const std::vector<int64_t>& samples, Rollouts* ro) {
+  // Where each sample's tokens start in the flat datasets.
+  std::vector<int64_t> start(ro->samples.size() + 1, 0);
+  for (size_t i = 0; i < ro->samples.size(); ++i) start[i + 1] = start[i] + ro->samples[i].length;
+  // This rank's samples as runs of adjacent ones, one element range each; every rank passes as many
+  // ranges (collective reads), the short lists padded with empty ones.
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (size_t k = 0; k < samples.size(); ++k) {
+    const int64_t i = samples[k];
+    if (i < 0 || size_t(i) >= ro->samples.size() || (k > 0 && i <= samples[k - 1]))
+      throw Error(path + ": read_rollout_responses: sample list must be increasing indices of the file's samples");
+    if (k > 0 && i == samples[k - 1] + 1) ranges.back().second += ro->samples[size_t(i)].length;
+    else ranges.emplace_back(start[size_t(i)], ro->samples[size_t(i)].length);
+  }
+  int64_t mine = int64_t(ranges.size()), most = 0;
+  OVR_MPI_CHECK(MPI_Allreduce(&mine, &most, 1, MPI_INT64_T, MPI_MAX, comm));
+  const int64_t end = ranges.empty() ? 0 : ranges.back().first + ranges.back().second;
+  ranges.resize(size_t(most), {end, 0});
+  int64_t count = 0;
+  for (const auto& rg : ranges) count += rg.second;
+  std::vector<int32_t> tokens(static_cast<size_t>(count));
+  std::vector<float> logprobs(static_cast<size_t>(count));
+  io::CheckpointReader r(path, comm);
+  r.read_shards("/rollout/response_tokens", ranges, tokens.data());
+  r.read_shards("/rollout/behaviour_logprobs", ranges, logprobs.data());
+  size_t at = 0;
+  for (int64_t i : samples) {
+    RolloutSample& s = ro->samples[size_t(i)];
+    s.tokens.assign(tokens.begin() + long(at), tokens.begin() + long(at + size_t(s.length)));
+    s.logprobs.assign(logprobs.begin() + long(at), logprobs.begin() + long(at + size_t(s.length)));
+    at += size_t(s.length);
+  }
+  return uint64_t(count) * (sizeof(int32_t) + sizeof(float));
+}
+
+Rollouts read_rollouts(const std::string& path) {
+  Rollouts out = read_rollout_index(path);
+  std::vector<int64_t> all(out.samples.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
+  read_rollout_responses(path, MPI_COMM_SELF, all, &out);
   return out;
 }
 

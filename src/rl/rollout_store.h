@@ -26,6 +26,7 @@ struct RolloutGroup {
 struct RolloutSample {
   int64_t group = 0;                  // index into the file's groups
   int32_t sample_index = 0;           // 0..n-1 within the group
+  int64_t length = 0;                 // response tokens (set also where tokens were not read)
   std::vector<int32_t> tokens;        // the response (its stop token included)
   std::vector<float> logprobs;        // behaviour log-probs, one per token
   float reward = 0;
@@ -47,5 +48,16 @@ struct Rollouts {
 void write_rollouts(const std::string& path, MPI_Comm comm, const Rollouts& mine);
 // The whole file on the calling process, every dataset's CRC checked.
 Rollouts read_rollouts(const std::string& path);
+
+// Sharded reading for ovr_ppo, where the responses are nearly all the bytes (8192 samples x 10k
+// tokens x 8 bytes at the paper's scale) and each rank trains on its own samples:
+// read_rollout_index reads everything but the responses' tokens and log-probs (each sample's
+// `length` is set) on the calling process, every dataset it reads checked; then, collectively,
+// read_rollout_responses fills tokens and log-probs of the samples this rank lists. The ranks'
+// lists must partition all samples: together they read each byte once, and the CRC of the whole
+// dataset, combined from every rank's pieces, is checked on every rank. Returns the bytes this
+// rank read.
+Rollouts read_rollout_index(const std::string& path);
+uint64_t read_rollout_responses(const std::string& path, MPI_Comm comm, const std::vector<int64_t>& samples, Rollouts* ro);
 
 }  // namespace ovr::rl

@@ -93,9 +93,16 @@ SftDataset load_sft_jsonl(const std::vector<std::string>& paths, const text::Tok
 
 std::vector<PackedRow> pack_rows(const std::vector<int64_t>& order, const std::vector<SftDocument>& docs,
                                  int64_t seq_len, bool packing) {
+  std::vector<int64_t> lengths;
+  for (const SftDocument& d : docs) lengths.push_back(int64_t(d.ids.size()));
+  return pack_rows(order, lengths, seq_len, packing);
+}
+
+std::vector<PackedRow> pack_rows(const std::vector<int64_t>& order, const std::vector<int64_t>& lengths, int64_t seq_len,
+                                 bool packing) {
   std::vector<PackedRow> rows;
   for (int64_t d : order) {
-    const int64_t len = int64_t(docs[size_t(d)].ids.size());
+    const int64_t len = lengths[size_t(d)];
     if (!packing || rows.empty() || rows.back().tokens + len > seq_len) rows.emplace_back();
     rows.back().docs.push_back(d);
     rows.back().tokens += len;

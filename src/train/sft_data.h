@@ -62,6 +62,9 @@ struct PackedRow {
 // Rows of one epoch: greedy packing into seq_len tokens, or one document per row.
 std::vector<PackedRow> pack_rows(const std::vector<int64_t>& order, const std::vector<SftDocument>& docs,
                                  int64_t seq_len, bool packing);
+// The same from the documents' lengths alone (what a rank knows of documents it will not read).
+std::vector<PackedRow> pack_rows(const std::vector<int64_t>& order, const std::vector<int64_t>& lengths, int64_t seq_len,
+                                 bool packing);
 
 // Every epoch's rows, and the steps they make at `global_batch` rows per step (an epoch's last
 // rows that do not fill a step are left out and counted).
