@@ -9,6 +9,7 @@
 #include "common/gather.h"
 #include "io/concatenated_file.h"
 #include "io/fs.h"
+#include "io/shared_model_source.h"
 #include "test_util.h"
 
 using namespace ovr;
@@ -87,4 +88,47 @@ TEST(WriteConcatenated, AFailureEndsEveryRankAndLeavesNoFile) {
   const std::string path = dir + "/not_a_dir/results.jsonl";
   EXPECT_THROW(io::write_concatenated(path, MPI_COMM_WORLD, text_of(my_rank())), Error);
   EXPECT_FALSE(io::path_exists(path));
+}
+
+// A model read once by all ranks together (io/shared_model_source.h): every rank gets every
+// tensor exactly as one process reading the whole file does, having read only its slice.
+TEST(SharedModelSource, EveryRankGetsWholeTensorsFromSlicesReadOnce) {
+  const std::string dir = shared_dir("shared_source");
+  const std::string path = dir + "/model.safetensors";
+  const std::vector<io::TensorInfo> infos = {{"big", io::DType::F32, {101, 7}}, {"odd", io::DType::BF16, {3}},
+                                             {"scalar", io::DType::I64, {}}, {"empty", io::DType::F32, {0, 4}}};
+  auto bytes_of = [](const io::TensorInfo& t) {
+    std::string b(t.nbytes(), '\0');
+    for (size_t i = 0; i < b.size(); ++i) b[i] = char((i * 131 + t.name.size()) % 251);
+    return b;
+  };
+  if (my_rank() == 0) {
+    auto sink = io::create_model_sink(path, io::StoreFormat::Safetensors, infos, io::SinkOptions{}, MPI_COMM_SELF);
+    for (const auto& t : infos) sink->write_rows(t.name, 0, io::dataset_rows(t), bytes_of(t).data());
+    sink->commit();
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto src = io::open_model_source_shared(path, MPI_COMM_WORLD);
+  const uint64_t before = io::shared_source_bytes_read();
+  uint64_t total = 0;
+  for (const auto& t : infos) {
+    std::string got(t.nbytes(), '\0');
+    src->read_rows(t.name, 0, io::dataset_rows(t), got.data());
+    EXPECT_EQ(got, bytes_of(t)) << t.name;
+    total += t.nbytes();
+  }
+  // A part of a tensor, as a chunked reader asks for it.
+  std::string part(3 * 7 * 4, '\0');
+  src->read_rows("big", 50, 3, part.data());
+  EXPECT_EQ(part, bytes_of(infos[0]).substr(50 * 7 * 4, part.size()));
+  total += part.size();
+  uint64_t mine = io::shared_source_bytes_read() - before, sum = 0;
+  MPI_Allreduce(&mine, &sum, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+  if (ranks() > 1) {
+    EXPECT_EQ(sum, total) << "the ranks together read each byte once";
+    EXPECT_LT(mine, total) << "one rank read everything";
+  }
+  // A tensor the file lacks: the same error on every rank, no hang.
+  std::string none(4, '\0');
+  EXPECT_THROW(src->read_rows("missing", 0, 1, none.data()), Error);
 }

@@ -47,7 +47,7 @@ EngineOptions engine_options(const Config& cfg) {
 
 Policy load_policy(const std::string& path, const std::string& device_option) {
   const bool cuda = device_option == "cuda" || (device_option == "auto" && torch::cuda::is_available());
-  Policy p{model::load_qwen2_5_vl(path), at::Device(at::kCPU), at::kFloat, 0, ""};
+  Policy p{model::load_qwen2_5_vl(path, MPI_COMM_WORLD), at::Device(at::kCPU), at::kFloat, 0, ""};
   p.device = cuda ? at::Device(at::kCUDA, world_rank() % int(torch::cuda::device_count())) : at::Device(at::kCPU);
   p.dtype = cuda ? at::kBFloat16 : at::kFloat;
   p.model_config = io::open_model_source(path)->model_config();

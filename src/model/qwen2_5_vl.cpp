@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "io/fs.h"
 #include "io/tensor_store.h"
+#include "io/shared_model_source.h"
 #include "model/weights.h"
 
 namespace ovr::model {
@@ -94,11 +95,11 @@ ImageInputs process_images(const image::ImageProcessor& processor, const std::ve
   return out;
 }
 
-Qwen2_5_VL load_qwen2_5_vl(const std::string& path) {
+Qwen2_5_VL load_qwen2_5_vl(const std::string& path, MPI_Comm comm) {
   Qwen2_5_VL m;
-  m.lm = load_qwen2_lm(path);
+  m.lm = load_qwen2_lm(path, comm);
   m.image_token_id = m.lm->config.image_token_id;
-  auto src = io::open_model_source(path);
+  auto src = io::open_model_source_shared(path, comm);
   const auto json = nlohmann::json::parse(src->model_config(), nullptr, /*allow_exceptions=*/false);
   if (json.is_object() && json.contains("vision_config")) {
     m.visual = VisionTransformer(parse_vision_config(json, src->origin()));

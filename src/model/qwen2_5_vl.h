@@ -4,6 +4,8 @@
 // tokens sit at (t, row, column) offsets from where the image starts; text after an image
 // continues from the largest position used so far.
 #pragma once
+#include <mpi.h>
+
 #include <ATen/core/Tensor.h>
 
 #include <string>
@@ -50,7 +52,8 @@ struct ImageInputs {
 };
 ImageInputs process_images(const image::ImageProcessor& processor, const std::vector<std::string>& paths);
 
-// From a Hugging Face directory or an ovr checkpoint (both name forms); eval mode.
-Qwen2_5_VL load_qwen2_5_vl(const std::string& path);
+// From a Hugging Face directory or an ovr checkpoint (both name forms); eval mode. Collective over
+// comm: its ranks read the file once between them (model/weights.h).
+Qwen2_5_VL load_qwen2_5_vl(const std::string& path, MPI_Comm comm = MPI_COMM_SELF);
 
 }  // namespace ovr::model

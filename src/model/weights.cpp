@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "io/fs.h"
+#include "io/shared_model_source.h"
 #include "io/torch_bridge.h"
 
 namespace ovr::model {
@@ -66,8 +67,8 @@ void save_parameters(torch::nn::Module& module, const std::string& path, const s
   sink->commit();
 }
 
-Qwen2ForCausalLM load_qwen2_lm(const std::string& path) {
-  auto src = io::open_model_source(path);
+Qwen2ForCausalLM load_qwen2_lm(const std::string& path, MPI_Comm comm) {
+  auto src = io::open_model_source_shared(path, comm);
   std::string config_text = src->model_config();
   std::string config_origin = src->origin() + " (model_config)";
   if (config_text.empty() || config_text == "{}") {  // a bare .safetensors file: its directory's config.json

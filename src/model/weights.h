@@ -1,6 +1,7 @@
 // Loading a module's parameters by Hugging Face name from any tensor store (HF directory,
 // safetensors, our HDF5), and the name forms Hugging Face has used over time.
 #pragma once
+#include <mpi.h>
 #include <torch/nn/module.h>
 
 #include <string>
@@ -34,6 +35,8 @@ void save_parameters(torch::nn::Module& module, const std::string& path, const s
 // The language model of a checkpoint (a Hugging Face directory, a .safetensors file with a
 // config.json beside it, or an ovr HDF5 checkpoint file or directory), in eval mode. The vision
 // tower's tensors, if any, are left to the vision model, and a critic's value_head to the critic.
-Qwen2ForCausalLM load_qwen2_lm(const std::string& path);
+// With a communicator of several ranks, collective: the ranks read the weights together, each a
+// slice, and share them (io/shared_model_source.h), so the file is read once, not once per rank.
+Qwen2ForCausalLM load_qwen2_lm(const std::string& path, MPI_Comm comm = MPI_COMM_SELF);
 
 }  // namespace ovr::model

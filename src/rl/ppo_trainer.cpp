@@ -11,6 +11,7 @@
 #include "common/mpi_runtime.h"
 #include "io/fs.h"
 #include "io/run_lock.h"
+#include "io/shared_model_source.h"
 #include "io/tensor_store.h"
 #include "io/torch_bridge.h"
 #include "model/qwen2_5_vl_params.h"
@@ -143,7 +144,7 @@ int run_ppo(const Config& cfg) {
 
   // ---- the networks: policy_k; critic_k (at the first iteration the policy's backbone + a new head) ----
   Trainee policy, critic;
-  policy.m = model::load_qwen2_5_vl(o.policy);
+  policy.m = model::load_qwen2_5_vl(o.policy, MPI_COMM_WORLD);
   policy.model_config = io::open_model_source(o.policy)->model_config();
   policy.params = train::model_parameters(policy.m);
   make_optimizer(policy, o, *comm, [&](const std::string& name) { return train::trained_by(name, o.train); });
@@ -156,7 +157,7 @@ int run_ppo(const Config& cfg) {
   models.processor = &processor;
   if (o.with_critic()) {
     const std::string& from = o.critic.empty() ? o.policy : o.critic;
-    critic.m = model::load_qwen2_5_vl(from);
+    critic.m = model::load_qwen2_5_vl(from, MPI_COMM_WORLD);
     critic.model_config = io::open_model_source(from)->model_config();
     critic.params = train::model_parameters(critic.m);
     critic.params.push_back({"value_head.weight", value_head(o, critic.m.lm->config.hidden_size)});
@@ -169,7 +170,7 @@ int run_ppo(const Config& cfg) {
     models.value_head = critic.params.back().tensor;  // the optimizer's view of it
   }
   std::optional<model::Qwen2_5_VL> reference;
-  if (o.kl_coef > 0) reference = model::load_qwen2_5_vl(o.reference), models.reference = &*reference;
+  if (o.kl_coef > 0) reference = model::load_qwen2_5_vl(o.reference, MPI_COMM_WORLD), models.reference = &*reference;
 
   // ---- the update ----
   std::vector<SampleState> samples;
@@ -197,7 +198,7 @@ int run_ppo(const Config& cfg) {
       {"advantage_mean", adv.mean}, {"advantage_std", adv.std},
       {"logprob_mismatch_abs", score.mismatch_abs}, {"logprob_mismatch_mean", score.mismatch_mean},
       {"tokens_per_s", double(batch.total_tokens) * passes / seconds}, {"seconds", seconds},
-      {"rollout_bytes_read_rank0", read_bytes}};
+      {"rollout_bytes_read_rank0", read_bytes}, {"model_bytes_read_rank0", double(io::shared_source_bytes_read())}};
   if (o.with_critic()) {
     j["value_loss"] = crit.loss, j["value_clip_fraction"] = crit.clip_fraction, j["critic_grad_norm"] = crit.grad_norm;
     j["explained_variance"] = adv.explained_variance;

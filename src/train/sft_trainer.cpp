@@ -226,7 +226,7 @@ struct SftRun {
 };
 
 void load_model_and_data(const Settings& s, SftRun* run) {
-  run->m = model::load_qwen2_5_vl(s.init);
+  run->m = model::load_qwen2_5_vl(s.init, MPI_COMM_WORLD);
   run->model_config = io::open_model_source(s.init)->model_config();
   run->m.lm->checkpoint_activations = s.checkpoint_activations;
   const std::string tok_path = !s.tokenizer.empty() ? s.tokenizer : s.init;
