@@ -205,6 +205,38 @@ TEST(Generation, SuppressedTokensAreNeverGenerated) {
   EXPECT_THROW(GenerationEngine(tiny_lm(), bad), Error);
 }
 
+// A KV budget far below what the batch would hold at its longest: the newest samples are
+// preempted (blocks freed) and later recomputed, many times, and every sample still comes out as
+// with a generous budget -- the same tokens (each sample's random stream is its own) and the same
+// log-probs up to the rounding of a prefill against a decode step.
+TEST(Generation, ATightKvBudgetPreemptsAndChangesNoSample) {
+  for (const bool greedy : {false, true}) {
+    auto reqs = some_requests(9, 3, 4);
+    for (auto& r : reqs) r.max_new_tokens = 40;
+    EngineOptions roomy = sampling_options(16), tight = sampling_options(16);
+    roomy.sampling.greedy = tight.sampling.greedy = greedy;
+    roomy.eos_ids = tight.eos_ids = {};  // every sample runs to its limit: the pool must fill
+    tight.kv_cache_tokens = 4 * 18;       // 18 blocks of 4: one sample at its longest (14 + 40 tokens) and a little
+    GenerationEngine a(tiny_lm(), roomy), b(tiny_lm(), tight);
+    const auto want = a.generate(reqs), got = b.generate(reqs);
+    EXPECT_EQ(a.stats().preemptions, 0);
+    EXPECT_GT(b.stats().preemptions, 10) << "the budget must force preemptions";
+    ASSERT_EQ(want.size(), got.size());
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(want[i].tokens, got[i].tokens) << "sample " << i << (greedy ? " (greedy)" : " (sampled)");
+      ASSERT_EQ(want[i].logprobs.size(), got[i].logprobs.size());
+      for (size_t t = 0; t < want[i].logprobs.size(); ++t)
+        worst = std::max(worst, double(std::abs(want[i].logprobs[t] - got[i].logprobs[t])));
+    }
+    EXPECT_LT(worst, 1e-5) << "log-probs after recomputation";
+    std::printf("%s: %lld preemptions, largest log-prob difference %.1e, peak KV %lld vs %lld bytes\n",
+                greedy ? "greedy" : "sampled", (long long)b.stats().preemptions, worst, (long long)b.stats().peak_kv_bytes,
+                (long long)a.stats().peak_kv_bytes);
+    EXPECT_LE(b.stats().peak_kv_bytes, a.stats().peak_kv_bytes);
+  }
+}
+
 TEST(Generation, KvCacheBudgetTooSmallForOnePromptIsAClearError) {
   EngineOptions o;
   o.kv_cache_tokens = 16;

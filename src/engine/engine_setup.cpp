@@ -22,7 +22,7 @@ void add_engine_options(Config& cfg, double default_temperature) {
       ("top-p", po::value<double>()->default_value(1.0), "nucleus sampling")
       ("top-k", po::value<int64_t>()->default_value(0), "top-k sampling (0: off)")
       ("max-batch", po::value<int64_t>()->default_value(64), "sequences decoded together per rank")
-      ("kv-cache-tokens", po::value<int64_t>()->default_value(1 << 20), "KV cache budget per rank, in tokens")
+      ("kv-cache-tokens", po::value<int64_t>()->default_value(1 << 20), "KV cache budget per rank, in tokens: sequences are admitted by what they hold; when it runs short the newest are preempted and recomputed later (same tokens)")
       ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda or auto");
 }
 
@@ -92,7 +92,7 @@ void check_fits(const PromptRow& row, int64_t prompt_len, int n, const EngineOpt
   if (prompt_len + max_new > context)
     throw Error(row.source + ": the prompt's " + std::to_string(prompt_len) + " tokens + " + std::to_string(max_new) +
                 " new tokens exceed the model's context of " + std::to_string(context) + " (max_position_embeddings)");
-  const int64_t need = PagedKVCache::request_blocks(prompt_len, max_new, n, bs) * bs;  // as the engine admits it
+  const int64_t need = PagedKVCache::min_request_blocks(prompt_len, max_new, n, bs) * bs;  // as the engine admits it
   if (need > eo.kv_cache_tokens)
     throw Error(row.source + ": the prompt's " + std::to_string(prompt_len) + " tokens with " + std::to_string(n) +
                 " samples of up to " + std::to_string(max_new) + " new tokens need " + std::to_string(need) +

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <deque>
 #include <limits>
 
 #include "common/clock.h"
@@ -64,7 +65,7 @@ class GenerationEngine::Run {
         dtype_(e.lm_->model->embed_tokens->weight.scalar_type()), device_(e.lm_->model->embed_tokens->weight.device()),
         cache_(cfg_.num_hidden_layers, cfg_.num_key_value_heads, cfg_.head_dim, e.opt_.block_size, e.opt_.kv_cache_tokens,
                dtype_, device_),
-        bs_(e.opt_.block_size), first_result_(requests.size() + 1, 0), samples_left_(requests.size(), 0) {
+        bs_(e.opt_.block_size), first_result_(requests.size() + 1, 0) {
     for (size_t r = 0; r < requests.size(); ++r) {
       if (requests[r].prompt_ids.empty() && !requests[r].inputs_embeds.defined())
         throw Error("generation: request " + std::to_string(requests[r].prompt_id) + " has an empty prompt");
@@ -75,21 +76,31 @@ class GenerationEngine::Run {
     for (const auto& s : e.opt_.stop_strings) max_stop_ = std::max(max_stop_, s.size());
   }
 
-  bool done() const { return next_request_ == requests_.size() && running_.empty(); }
+  bool done() const { return next_request_ == requests_.size() && running_.empty() && preempted_.empty(); }
 
-  // Admits waiting requests while batch slots and the KV budget allow.
+  // Admits by what sequences hold now, not by their worst case: preempted samples first (their
+  // keys/values recomputed), then waiting requests, while batch slots allow and the free blocks
+  // cover what admission takes plus a watermark (room for the running samples to grow a while).
   void admit() {
+    const int64_t watermark = std::max<int64_t>(1, cache_.max_blocks() / 100);
+    while (!preempted_.empty()) {
+      Active& a = preempted_.front();
+      const int64_t held = PagedKVCache::blocks_for(prompt_len(requests_[a.request]) + int64_t(a.out.tokens.size()), bs_);
+      const bool fits_batch = running_.empty() || int64_t(running_.size()) < e_.opt_.max_batch;
+      if (!fits_batch || (!running_.empty() && held + watermark > cache_.free_blocks())) return;
+      resume(std::move(a));
+      preempted_.pop_front();
+    }
     while (next_request_ < requests_.size()) {
       const GenerationRequest& q = requests_[next_request_];
-      const int64_t need = PagedKVCache::request_blocks(prompt_len(q), max_new_of(q), q.n, bs_);
+      const int64_t need = PagedKVCache::min_request_blocks(prompt_len(q), max_new_of(q), q.n, bs_);
       if (need > cache_.max_blocks())
         throw Error("generation: request " + std::to_string(q.prompt_id) + " needs " + std::to_string(need * bs_) +
                     " KV tokens, more than the cache budget of " + std::to_string(cache_.max_blocks() * bs_));
       // A prompt with more samples than max_batch still runs, alone.
       const bool fits_batch = running_.empty() || int64_t(running_.size()) + q.n <= e_.opt_.max_batch;
-      if (!fits_batch || committed_ + need > cache_.max_blocks()) return;
-      committed_ += need;
-      samples_left_[next_request_] = q.n;
+      const int64_t takes = PagedKVCache::blocks_for(prompt_len(q), bs_) + q.n;
+      if (!fits_batch || (!running_.empty() && takes + watermark > cache_.free_blocks())) return;
       prefill_and_fork(q);
       ++next_request_;
       retire_finished(running_.size() - size_t(q.n));  // a sample may be done after its first token
@@ -100,12 +111,13 @@ class GenerationEngine::Run {
   void decode_step() {
     if (running_.empty()) return;
     const double t0 = monotonic_seconds();
-    const int64_t b = int64_t(running_.size());
     EngineStats& st = e_.stats_;
-    st.peak_batch = std::max(st.peak_batch, b);
     std::vector<CachedSequence*> seqs;
     std::vector<int64_t> ids, positions;
     int64_t max_len = 0;
+    make_room();
+    const int64_t b = int64_t(running_.size());
+    st.peak_batch = std::max(st.peak_batch, b);
     for (auto& a : running_) {
       cache_.prepare_append(a.seq, 1);
       seqs.push_back(&a.seq);
@@ -148,29 +160,76 @@ class GenerationEngine::Run {
   int64_t max_new_of(const GenerationRequest& q) const {
     return q.max_new_tokens >= 0 ? q.max_new_tokens : e_.opt_.max_new_tokens;
   }
-  int64_t sample_blocks(const GenerationRequest& q) const {
-    return PagedKVCache::sample_blocks(prompt_len(q), max_new_of(q), bs_);
+  // The prompt's embeddings [1, p, hidden] and M-RoPE positions [3, 1, p] on the device.
+  at::Tensor prompt_embeds(const GenerationRequest& q) const {
+    return q.inputs_embeds.defined() ? q.inputs_embeds.unsqueeze(0).to(device_, dtype_)
+                                     : e_.lm_->embed(on_device(q.prompt_ids).view({1, -1}));
+  }
+  at::Tensor prompt_positions(const GenerationRequest& q) const {
+    const int64_t p = prompt_len(q);
+    return q.positions.defined() ? q.positions.view({3, 1, p}).to(device_)
+                                 : torch::arange(p).view({1, 1, p}).expand({3, 1, p}).to(device_);
+  }
+
+  // Tokens through the model at once, their keys/values into `seq` (empty before); the hidden
+  // states [1, S, hidden].
+  at::Tensor prefill(const at::Tensor& embeds, const at::Tensor& pos, CachedSequence& seq) {
+    const double t0 = monotonic_seconds();
+    const int64_t s = embeds.size(1);
+    model::KVCache dense;
+    at::Tensor hidden = e_.lm_->hidden_states(
+        embeds, pos, model::causal_segment_mask(torch::zeros({1, s}, at::kLong).to(device_), dtype_), &dense);
+    cache_.prepare_append(seq, s);
+    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) cache_.write(seq, l, 0, dense.k[size_t(l)][0], dense.v[size_t(l)][0]);
+    seq.length = s;
+    e_.stats_.prefill_tokens += s;
+    e_.stats_.prefill_seconds += monotonic_seconds() - t0;
+    return hidden;
+  }
+
+  // Every running sample may take one new block this step (a new block, or a private copy of a
+  // shared last block): when the pool cannot give them all, the newest samples are preempted --
+  // their blocks freed, their tokens, log-probs and random stream kept -- until it can. They
+  // resume later by recomputing their keys/values (vLLM's preemption by recompute), and produce
+  // the tokens they would have produced uninterrupted: their random streams are their own.
+  void make_room() {
+    for (;;) {
+      int64_t need = 0;
+      for (const Active& a : running_) need += cache_.blocks_needed(a.seq, 1);
+      if (need <= cache_.free_blocks() || running_.size() == 1) return;
+      Active& newest = running_.back();
+      cache_.release(newest.seq);
+      newest.seq = CachedSequence{};
+      preempted_.push_front(std::move(newest));  // the front resumes first: admission order is kept
+      running_.pop_back();
+      ++e_.stats_.preemptions;
+    }
+  }
+
+  // A preempted sample back in the batch: its prompt and the tokens it generated before its
+  // pending one recomputed into a private sequence, at the positions they had.
+  void resume(Active a) {
+    const GenerationRequest& q = requests_[a.request];
+    const int64_t g = int64_t(a.out.tokens.size()) - 1;  // generated and cached before the preemption
+    at::Tensor embeds = prompt_embeds(q), pos = prompt_positions(q);
+    if (g > 0) {
+      const std::vector<int64_t> generated(a.out.tokens.begin(), a.out.tokens.end() - 1);
+      embeds = torch::cat({embeds, e_.lm_->embed(on_device(generated).view({1, g}))}, 1);
+      const at::Tensor later = (torch::arange(g) + (a.next_pos - g)).to(device_).view({1, 1, g}).expand({3, 1, g});
+      pos = torch::cat({pos, later}, 2);
+    }
+    prefill(embeds, pos, a.seq);
+    running_.push_back(std::move(a));
   }
 
   // The prompt through the model once (its keys/values into the paged cache), then n samples
   // that share its blocks, each with its first token sampled from the prompt's last logits.
   void prefill_and_fork(const GenerationRequest& q) {
-    const double t0 = monotonic_seconds();
     const int64_t p = prompt_len(q);
-    at::Tensor embeds = q.inputs_embeds.defined() ? q.inputs_embeds.unsqueeze(0).to(device_, dtype_)
-                                                  : e_.lm_->embed(on_device(q.prompt_ids).view({1, -1}));
-    at::Tensor pos = q.positions.defined() ? q.positions.view({3, 1, p}).to(device_)
-                                           : torch::arange(p).view({1, 1, p}).expand({3, 1, p}).to(device_);
-    model::KVCache dense;
-    at::Tensor hidden = e_.lm_->hidden_states(
-        embeds, pos, model::causal_segment_mask(torch::zeros({1, p}, at::kLong).to(device_), dtype_), &dense);
+    const at::Tensor pos = prompt_positions(q);
     CachedSequence base;
-    cache_.prepare_append(base, p);
-    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) cache_.write(base, l, 0, dense.k[size_t(l)][0], dense.v[size_t(l)][0]);
-    base.length = p;
+    const at::Tensor hidden = prefill(prompt_embeds(q), pos, base);
     at::Tensor last = e_.lm_->logits(hidden.select(1, p - 1));  // [1, vocab]
-    e_.stats_.prefill_tokens += p;
-    e_.stats_.prefill_seconds += monotonic_seconds() - t0;
     const int64_t next_pos = pos.max().item<int64_t>() + 1;
     for (int s = 0; s < q.n; ++s) {
       Active a{next_request_, s + 1 < q.n ? cache_.fork(base) : base, SequenceRng(e_.opt_.seed, q.prompt_id, s), next_pos,
@@ -228,9 +287,6 @@ class GenerationEngine::Run {
   void finish(Active& a, const char* reason) {
     a.out.finish_reason = reason;
     cache_.release(a.seq);
-    const auto& q = requests_[a.request];
-    committed_ -= sample_blocks(q);
-    if (--samples_left_[a.request] == 0) committed_ -= PagedKVCache::blocks_for(prompt_len(q), bs_);
     if (on_finish_) on_finish_(a.out);
     results_[first_result_[a.request] + size_t(a.out.sample_index)] = std::move(a.out);
   }
@@ -244,11 +300,10 @@ class GenerationEngine::Run {
   PagedKVCache cache_;
   const int64_t bs_;
   std::vector<size_t> first_result_;   // results index of each request's sample 0
-  std::vector<int> samples_left_;      // per request, samples still running
   std::vector<GeneratedSample> results_;
-  std::vector<Active> running_;
+  std::vector<Active> running_;        // in admission order: the newest last
+  std::deque<Active> preempted_;       // waiting to resume, in admission order
   size_t next_request_ = 0;
-  int64_t committed_ = 0;              // KV blocks promised to admitted requests
   size_t max_stop_ = 0;                // longest stop string
 };
 

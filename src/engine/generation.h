@@ -52,6 +52,7 @@ struct EngineStats {
   int64_t prefill_tokens = 0, decode_tokens = 0, decode_steps = 0, peak_batch = 0;
   double prefill_seconds = 0, decode_seconds = 0, sampling_seconds = 0;
   int64_t peak_kv_bytes = 0;
+  int64_t preemptions = 0;  // samples preempted (KV freed, recomputed later) when the pool ran short
 };
 
 class GenerationEngine {

@@ -48,6 +48,12 @@ int32_t PagedKVCache::allocate_block() {
   return b;
 }
 
+int64_t PagedKVCache::blocks_needed(const CachedSequence& seq, int64_t n) const {
+  int64_t need = std::max<int64_t>(0, blocks_for(seq.length + n, block_size_) - int64_t(seq.blocks.size()));
+  if (seq.length % block_size_ != 0 && !seq.blocks.empty() && refcount_[size_t(seq.blocks.back())] > 1) ++need;
+  return need;
+}
+
 void PagedKVCache::prepare_append(CachedSequence& seq, int64_t n) {
   // A shared, partly filled last block is copied before this sequence writes into it.
   if (seq.length % block_size_ != 0 && !seq.blocks.empty() && refcount_[size_t(seq.blocks.back())] > 1) {

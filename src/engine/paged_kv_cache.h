@@ -5,6 +5,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -26,19 +27,18 @@ class PagedKVCache {
   int64_t blocks_in_use() const { return int64_t(refcount_.size()) - int64_t(free_.size()); }
   int64_t allocated_bytes() const;    // memory actually held by the pool
   static int64_t blocks_for(int64_t tokens, int64_t block_size) { return (tokens + block_size - 1) / block_size; }
-  // The blocks a request is promised when admitted, so that a running sequence never finds the
-  // cache full: the prompt's blocks once, plus each of its n samples' worst case beyond the full
-  // prompt blocks they share (forked copy-on-write).
-  static int64_t sample_blocks(int64_t prompt_len, int64_t max_new, int64_t block_size) {
-    return blocks_for(prompt_len + max_new, block_size) - prompt_len / block_size;
+  // The fewest blocks a request can run in (the engine preempts instead of reserving worst cases):
+  // its prompt and one new block per sample when they are forked, and one sample alone at its
+  // longest (the others preempted meanwhile).
+  static int64_t min_request_blocks(int64_t prompt_len, int64_t max_new, int64_t n, int64_t block_size) {
+    return std::max(blocks_for(prompt_len, block_size) + n, blocks_for(prompt_len + max_new, block_size));
   }
-  static int64_t request_blocks(int64_t prompt_len, int64_t max_new, int64_t n, int64_t block_size) {
-    return blocks_for(prompt_len, block_size) + n * sample_blocks(prompt_len, max_new, block_size);
-  }
+  // New blocks prepare_append(seq, n) may take (a private copy of a shared last block included).
+  int64_t blocks_needed(const CachedSequence& seq, int64_t n) const;
 
   // Makes room for tokens [seq.length, seq.length + n): new blocks as needed, and a private copy
   // of a shared last block before it is written. Throws if the budget is exhausted (callers
-  // reserve ahead, see GenerationEngine).
+  // make room first: GenerationEngine preempts).
   void prepare_append(CachedSequence& seq, int64_t n);
   // Stores keys/values [kv_heads, n, head_dim] of tokens [start, start + n) of one layer.
   void write(const CachedSequence& seq, int64_t layer, int64_t start, const at::Tensor& k, const at::Tensor& v);

@@ -134,8 +134,8 @@ int run_rollout(const Config& cfg) {
                      es.prefill_seconds + es.decode_seconds};
   OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, times, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
   const double slowest = times[0];
-  double decode[2] = {double(es.decode_tokens), es.decode_seconds};
-  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, decode, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  double decode[3] = {double(es.decode_tokens), es.decode_seconds, double(es.preemptions)};
+  OVR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, decode, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
 
   const nlohmann::json j = {
       {"iteration", iteration}, {"policy_step", policy.step}, {"max_new_tokens", max_new},
@@ -147,18 +147,17 @@ int run_rollout(const Config& cfg) {
       {"truncated", truncated / samples_all}, {"generated_tokens", int64_t(tokens)}, {"tokens_per_s", tokens / slowest},
       {"seconds", slowest},
       {"engine_seconds", times[1]}, {"engine_decode_tokens_per_s", decode[1] > 0 ? decode[0] / decode[1] * ranks : 0.0},
-      {"overhead", 1.0 - times[1] / slowest}};
+      {"overhead", 1.0 - times[1] / slowest}, {"engine_preemptions", int64_t(decode[2])}};
   if (rank == 0) {
     std::string metrics = cfg.get<std::string>("metrics");
     if (metrics.empty()) metrics = io::join_path(io::parent_dir(output), "rollout_metrics.jsonl");
     io::append_line(metrics, j.dump());
   }
   log::info("iteration %lld: reward %.3f (text %s, image %s), groups all/none correct %.2f/%.2f, length mean %.0f max "
-            "%lld (limit %lld), truncated %.2f, %.0f tok/s -> %s",
+            "%lld (limit %lld), truncated %.2f, %.0f tok/s, %lld preemptions -> %s",
             (long long)iteration, j["reward"].get<double>(), j["reward_text"].dump().c_str(), j["reward_image"].dump().c_str(),
             groups_all_correct / groups, groups_none_correct / groups, tokens / samples_all, (long long)max_len,
-            (long long)max_new, truncated / samples_all, tokens / slowest,
-            output.c_str());
+            (long long)max_new, truncated / samples_all, tokens / slowest, (long long)decode[2], output.c_str());
   return kExitOk;
 }
 

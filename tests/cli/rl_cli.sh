@@ -31,6 +31,15 @@ if [ "$n" -gt 100 ] && awk -v w="$worst" 'BEGIN { exit !(w < 1e-4) }'; then echo
 else echo "FAIL: behaviour log-probs: $n values, largest difference $worst"; FAILED=1; fi
 echo "ok: rollouts on 1 and 2 ranks agree"
 
+# 1b. A KV budget that forces preemptions: the same rollout file (tokens and rewards).
+expect_status 0 "rollout under a tight KV budget" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$PROMPTS" -o "$WORK/r_tight.h5" "${RO[@]}" --kv-cache-tokens 192
+pre=$(tail -1 "$WORK/rollout_metrics.jsonl" | sed 's/.*"engine_preemptions":\([0-9]*\).*/\1/')
+[ "${pre:-0}" -gt 0 ] || { echo "FAIL: no preemption under a 192-token KV budget"; FAILED=1; }
+for d in response_tokens response_lengths reward finish_reason; do
+  h5diff "$WORK/r1.h5" "$WORK/r_tight.h5" /rollout/$d /rollout/$d >/dev/null || { echo "FAIL: /rollout/$d differs under a tight KV budget"; FAILED=1; }
+done
+echo "ok: $pre preemptions under a tight KV budget, the same rollouts"
+
 # 2. Three iterations, uninterrupted; then killed part-way and restarted: the same final state.
 export OVR_BIN="$BIN" OVR_NP=2
 killed_and_restarted() {  # DIR PPO_OPTIONS...: the loop killed (-9) after its first rollout, then run again
@@ -113,6 +122,16 @@ mkdir -p "$WORK/mm"
 expect_status 0 "rollout with an image prompt" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$WORK/mm.jsonl" \
   -o "$WORK/mm/iter_000000.h5" --tokenizer "$TOK" --prompts-per-iteration 2 --n 2 --max-new-tokens 16
 grep -q '"reward_image":[0-9]' "$WORK/mm/rollout_metrics.jsonl" || { echo "FAIL: no image reward reported"; FAILED=1; }
+# The same under a KV budget that preempts (image samples resume at their M-RoPE positions).
+mkdir -p "$WORK/mm_tight" "$WORK/mm_roomy"
+for kv in 1048576 128; do
+  d=$([ $kv = 128 ] && echo mm_tight || echo mm_roomy)
+  expect_status 0 "image rollout, KV budget $kv" -- "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$WORK/mm.jsonl" \
+    -o "$WORK/$d/iter_000000.h5" --tokenizer "$TOK" --prompts-per-iteration 2 --n 3 --max-new-tokens 48 --kv-cache-tokens $kv
+done
+grep -q '"engine_preemptions":0' "$WORK/mm_tight/rollout_metrics.jsonl" && { echo "FAIL: no preemption with images"; FAILED=1; }
+h5diff "$WORK/mm_roomy/iter_000000.h5" "$WORK/mm_tight/iter_000000.h5" /rollout/response_tokens /rollout/response_tokens >/dev/null \
+  || { echo "FAIL: image rollouts differ under a tight KV budget"; FAILED=1; }
 expect_status 0 "PPO on rollouts with an image" -- "$BIN/ovr_ppo" --policy "$POLICY0" --rollouts "$WORK/mm/iter_000000.h5" \
   --policy-output "$WORK/mm/p" --critic-output "$WORK/mm/c" --warmup-steps 0 --seq-len 256
 [ -f "$WORK/mm/p/step_00000001.h5" ] || { echo "FAIL: no policy after PPO with images"; FAILED=1; }
