@@ -146,6 +146,8 @@ class GenerationEngine::Run {
     st.decode_tokens += b;
     ++st.decode_steps;
     st.peak_kv_bytes = std::max(st.peak_kv_bytes, cache_.allocated_bytes());
+    st.peak_kv_blocks = std::max(st.peak_kv_blocks, cache_.blocks_in_use());
+    st.kv_budget_blocks = cache_.max_blocks();
     st.decode_seconds += monotonic_seconds() - t0;
     retire_finished(0);
   }

@@ -52,7 +52,9 @@ struct EngineStats {
   int64_t prefill_tokens = 0, decode_tokens = 0, decode_steps = 0, peak_batch = 0;
   double prefill_seconds = 0, decode_seconds = 0, sampling_seconds = 0;
   int64_t peak_kv_bytes = 0;
+  int64_t peak_kv_blocks = 0, kv_budget_blocks = 0;  // blocks in use at the fullest step, of the budget
   int64_t preemptions = 0;  // samples preempted (KV freed, recomputed later) when the pool ran short
+  // Mean running sequences per decode step (occupancy of the batch): decode_tokens / decode_steps.
 };
 
 class GenerationEngine {

@@ -147,7 +147,9 @@ int run_rollout(const Config& cfg) {
       {"truncated", truncated / samples_all}, {"generated_tokens", int64_t(tokens)}, {"tokens_per_s", tokens / slowest},
       {"seconds", slowest},
       {"engine_seconds", times[1]}, {"engine_decode_tokens_per_s", decode[1] > 0 ? decode[0] / decode[1] * ranks : 0.0},
-      {"overhead", 1.0 - times[1] / slowest}, {"engine_preemptions", int64_t(decode[2])}};
+      {"overhead", 1.0 - times[1] / slowest}, {"engine_preemptions", int64_t(decode[2])},
+      {"engine_mean_batch", es.decode_steps > 0 ? double(es.decode_tokens) / double(es.decode_steps) : 0.0},  // rank 0's
+      {"engine_peak_kv_blocks", es.peak_kv_blocks}, {"engine_kv_budget_blocks", es.kv_budget_blocks}};
   if (rank == 0) {
     std::string metrics = cfg.get<std::string>("metrics");
     if (metrics.empty()) metrics = io::join_path(io::parent_dir(output), "rollout_metrics.jsonl");
