@@ -38,7 +38,11 @@ pre=$(tail -1 "$WORK/rollout_metrics.jsonl" | sed 's/.*"engine_preemptions":\([0
 for d in response_tokens response_lengths reward finish_reason; do
   h5diff "$WORK/r1.h5" "$WORK/r_tight.h5" /rollout/$d /rollout/$d >/dev/null || { echo "FAIL: /rollout/$d differs under a tight KV budget"; FAILED=1; }
 done
-echo "ok: $pre preemptions under a tight KV budget, the same rollouts"
+expect_status 0 "rollout on 2 ranks under a tight KV budget" -- $MPIEXEC 2 "$BIN/ovr_rollout" --policy "$POLICY0" --prompts "$PROMPTS" -o "$WORK/r2_tight.h5" "${RO[@]}" --kv-cache-tokens 192
+for d in response_tokens response_lengths reward finish_reason; do
+  h5diff "$WORK/r1.h5" "$WORK/r2_tight.h5" /rollout/$d /rollout/$d >/dev/null || { echo "FAIL: /rollout/$d differs on 2 ranks under a tight KV budget"; FAILED=1; }
+done
+echo "ok: $pre preemptions under a tight KV budget, the same rollouts on 1 and 2 ranks"
 
 # 2. Three iterations, uninterrupted; then killed part-way and restarted: the same final state.
 export OVR_BIN="$BIN" OVR_NP=2
