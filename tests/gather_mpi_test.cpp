@@ -132,3 +132,60 @@ TEST(SharedModelSource, EveryRankGetsWholeTensorsFromSlicesReadOnce) {
   std::string none(4, '\0');
   EXPECT_THROW(src->read_rows("missing", 0, 1, none.data()), Error);
 }
+
+// The slicing arithmetic of a shared read for tensors past 2 GiB on many ranks: every MPI count
+// and displacement of a round fits an int (<= 1 GiB), and the rounds tile the rows.
+TEST(SharedModelSource, SliceRoundsKeepEveryCountAndDisplacementUnderAnInt) {
+  const uint64_t row = 3584 * 4;                          // a 7B embedding row in F32
+  const int64_t rows = int64_t((uint64_t(3) << 30) / row);  // a 3 GiB tensor
+  for (int ranks : {1, 3, 128}) {
+    const auto rounds = io::slice_rounds(rows, row, ranks, kMaxMpiPiece);
+    int64_t next = 0;
+    for (const auto& r : rounds) {
+      EXPECT_EQ(r.first_row, next);
+      int64_t bytes = 0;
+      for (int k = 0; k < ranks; ++k) {
+        EXPECT_GE(r.counts[size_t(k)], 0);
+        EXPECT_GE(r.displs[size_t(k)], 0);
+        EXPECT_LE(uint64_t(r.displs[size_t(k)]) + uint64_t(r.counts[size_t(k)]), kMaxMpiPiece);
+        EXPECT_EQ(r.displs[size_t(k)], bytes) << "slices follow each other";
+        bytes += r.counts[size_t(k)];
+      }
+      EXPECT_EQ(bytes, r.rows * int64_t(row));
+      next += r.rows;
+    }
+    EXPECT_EQ(next, rows);
+    EXPECT_GE(rounds.size(), 3u);
+  }
+}
+
+// A corrupt byte in a checkpoint read in slices by several ranks: the CRC combined from the slices
+// differs from the stored one, and every rank stops with the same error.
+TEST(SharedModelSource, ACorruptTensorIsDetectedOnEveryRank) {
+  const std::string dir = shared_dir("shared_source_crc");
+  const std::string path = dir + "/model.h5";
+  const io::TensorInfo info{"w", io::DType::F32, {64, 16}};
+  std::string bytes(info.nbytes(), '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = char((i * 7919 + 13) % 253);
+  if (my_rank() == 0) {
+    auto sink = io::create_model_sink(path, io::StoreFormat::Hdf5, {info}, io::SinkOptions{}, MPI_COMM_SELF);
+    sink->write_rows("w", 0, 64, bytes.data());
+    sink->commit();
+    std::string file = io::read_text_file(path);
+    const size_t at = file.find(bytes.substr(2000, 32));
+    ASSERT_NE(at, std::string::npos);
+    file[at + 5] ^= 0x40;
+    test::write_file(path, file);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto src = io::open_model_source_shared(path, MPI_COMM_WORLD);
+  std::string got(info.nbytes(), '\0');
+  try {
+    src->read_rows("w", 0, 64, got.data());
+    ADD_FAILURE() << "a corrupt tensor was read without an error";
+  } catch (const Error& e) {
+    // On one rank the reader itself reads the whole dataset and checks it; on several, the slices' CRCs.
+    const std::string what = e.what();
+    EXPECT_NE(what.find(ranks() > 1 ? "tensor 'w' is corrupt" : "the file is corrupt"), std::string::npos) << what;
+  }
+}

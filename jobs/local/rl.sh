@@ -64,27 +64,42 @@ SNAPSHOT_EVERY="${OVR_SNAPSHOT_EVERY:-1}" KEEP_ROLLOUTS="${OVR_KEEP_ROLLOUTS:-0}
 step_of() { local b; b=$(basename "$1" .h5); echo $((10#${b##*_})); }  # .../step_00000012.h5 -> 12
 newest_step() {  # the highest committed policy step (-1: none)
   local f n=-1
-  for f in "$WORK"/policy/step_*.h5; do [ -e "$f" ] && [ "$(step_of "$f")" -gt $n ] && n=$(step_of "$f"); done
+  for f in "$WORK"/policy/step_????????.h5; do [ -e "$f" ] && [ "$(step_of "$f")" -gt $n ] && n=$(step_of "$f"); done
   echo $n
 }
-# A file that still holds optimizer state (ovr_ppo's output, not yet reduced to its weights).
-has_optimizer() { "$BIN/ovr_inspect" checkpoint --verify false --json "$1" | grep -q '^  "optim": \['; }
-# retain N: step N is committed; reduce or remove what is older (see Retention above).
+# Whether a step file still holds optimizer state (ovr_ppo's output, not yet reduced to weights):
+# 0 yes, 1 no, 2 it could not be inspected (then it is left alone, with a warning).
+has_optimizer() {
+  local out
+  out=$("$BIN/ovr_inspect" checkpoint --verify false --json "$1" 2>&1) || { echo "rl.sh: warning: cannot inspect $1, left as it is: $out" >&2; return 2; }
+  grep -q '^  "optim": \[' <<<"$out"
+}
+# retain N: step N is committed; reduce or remove what is older (see Retention above). Steps below
+# RETAINED were handled by an earlier call; the first call (at start-up) looks at them all.
+RETAINED=0 ROLLOUTS_RETAINED=0
 retain() {
-  local n=$1 f k
+  local n=$1 f k rc
   [ "$KEEP_OPTIMIZER" = all ] && return 0
-  for f in "$WORK"/policy/step_*.h5; do
-    [ -e "$f" ] || continue
-    k=$(step_of "$f")
-    [ "$k" -lt "$n" ] || continue
-    if ((k % SNAPSHOT_EVERY)); then rm -f "$f"
-    elif has_optimizer "$f"; then  # ovr_convert copies the weights alone; the rename is atomic
-      "$BIN/ovr_convert" --role policy --step "$k" "$f" "$f.weights.h5" >/dev/null && mv -f "$f.weights.h5" "$f"
+  rm -f "$WORK"/policy/*.reducing "$WORK"/policy/*.reducing.tmp  # left by a kill during a reduction
+  for ((k = RETAINED; k < n; k++)); do
+    f=$(step "$WORK/policy" $k)
+    if [ -e "$f" ]; then
+      if ((k % SNAPSHOT_EVERY)); then rm -f "$f"
+      else
+        rc=0; has_optimizer "$f" || rc=$?
+        # ovr_convert copies the weights alone to a new file; the rename over the old is atomic.
+        if [ $rc = 0 ]; then
+          if "$BIN/ovr_convert" --format hdf5 --role policy --step "$k" "$f" "$f.reducing" >/dev/null; then mv -f "$f.reducing" "$f"
+          else echo "rl.sh: warning: reducing $f to its weights failed; it keeps its optimizer state" >&2; fi
+        fi
+      fi
     fi
+    rm -f "$(step "$WORK/critic" $k)"
   done
-  for f in "$WORK"/critic/step_*.h5; do [ -e "$f" ] && [ "$(step_of "$f")" -lt "$n" ] && rm -f "$f"; done
+  RETAINED=$n
   if [ "$KEEP_ROLLOUTS" -gt 0 ]; then
-    for f in "$WORK"/rollouts/iter_*.h5; do [ -e "$f" ] && [ "$(step_of "$f")" -lt $((n - KEEP_ROLLOUTS)) ] && rm -f "$f"; done
+    for ((k = ROLLOUTS_RETAINED; k < n - KEEP_ROLLOUTS; k++)); do rm -f "$(printf '%s/rollouts/iter_%06d.h5' "$WORK" $k)"; done
+    ((n - KEEP_ROLLOUTS > ROLLOUTS_RETAINED)) && ROLLOUTS_RETAINED=$((n - KEEP_ROLLOUTS))
   fi
   return 0
 }

@@ -87,15 +87,19 @@ double rescore(const std::string& dir_or_results, const std::string& output, con
     throw;
   }
 
-  const nlohmann::json figures = summarize(results, k);
-  summary.update(figures);
-  summary["rescored"] = {{"from", results_path},
-                         {"changed_scores", changed},
-                         {"answer_tag", opt.extract.require_answer_tag},
-                         {"min_significant_digits", opt.equiv.min_significant_digits},
-                         {"decimal_places", opt.equiv.decimal_places}};
-  io::fsync_file(tmp_path);
-  io::rename_durable(tmp_path, out_path);
+  try {  // nothing is left behind if the figures (e.g. a k that does not match) or the sync fail
+    summary.update(summarize(results, k));
+    summary["rescored"] = {{"from", results_path},
+                           {"changed_scores", changed},
+                           {"answer_tag", opt.extract.require_answer_tag},
+                           {"min_significant_digits", opt.equiv.min_significant_digits},
+                           {"decimal_places", opt.equiv.decimal_places}};
+    io::fsync_file(tmp_path);
+    io::rename_durable(tmp_path, out_path);
+  } catch (...) {
+    ::unlink(tmp_path.c_str());
+    throw;
+  }
   io::write_file_atomic(io::join_path(out_dir, "summary.json"), summary.dump(2) + "\n");
   log::info("rescored %lld samples of %s (%lld scores changed): avg@k %.4f, pass@k %.4f, maj@k %.4f -> %s",
             (long long)results.size(), results_path.c_str(), (long long)changed, summary["avg_at_k"].get<double>(),

@@ -1,6 +1,7 @@
 #include "io/concatenated_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -45,7 +46,15 @@ void write_concatenated(const std::string& path, MPI_Comm comm, const std::strin
     throw Error(failed + "; nothing written to " + path);
   }
   on_root_then_share(comm, [&] {
-    if (file_size(tmp) != total) throw Error(tmp + ": " + std::to_string(file_size(tmp)) + " bytes, expected " + std::to_string(total));
+    // Opened again, not stat'ed: an NFS client revalidates a file's attributes on open, not on a
+    // stat served from its cache (other nodes wrote to it since rank 0 created it).
+    const int fd = ::open(tmp.c_str(), O_RDONLY);
+    struct stat st {};
+    const bool ok = fd >= 0 && ::fstat(fd, &st) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!ok) throw Error(tmp + ": " + std::strerror(errno));
+    if (uint64_t(st.st_size) != total)
+      throw Error(tmp + ": " + std::to_string(st.st_size) + " bytes, expected " + std::to_string(total));
     rename_durable(tmp, path);
   });
 }

@@ -88,6 +88,7 @@ class CheckpointReader {
   const CheckpointAttrs& attrs() const;
   bool has(const std::string& dataset) const;
   TensorInfo info(const std::string& dataset) const;  // info.name = the dataset path
+  uint32_t stored_crc(const std::string& dataset) const;  // the CRC-32 of its bytes, written at commit
   // The datasets directly under a group ("/model"), in the order they were defined; names are
   // relative to the group.
   std::vector<TensorInfo> list(const std::string& group) const;

@@ -128,6 +128,7 @@ bool CheckpointReader::has(const std::string& dataset) const {
 }
 
 TensorInfo CheckpointReader::info(const std::string& dataset) const { return impl_->lookup(dataset).info; }
+uint32_t CheckpointReader::stored_crc(const std::string& dataset) const { return impl_->lookup(dataset).crc; }
 
 namespace {
 #if H5_VERSION_GE(1, 12, 0)

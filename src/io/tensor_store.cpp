@@ -43,6 +43,10 @@ class Hdf5Source : public ModelSource {
     reader_.read_rows("/model/" + name, b, n, dst);
   }
   std::string model_config() const override { return reader_.attrs().model_config; }
+  bool stored_crc(const std::string& name, uint32_t* crc) const override {
+    *crc = reader_.stored_crc("/model/" + name);
+    return true;
+  }
   std::map<std::string, std::string> metadata() const override {
     auto it = reader_.attrs().extra.find("safetensors_metadata");
     return it == reader_.attrs().extra.end() ? std::map<std::string, std::string>{}

@@ -32,6 +32,9 @@ class ModelSource {
   virtual void read_rows(const std::string& name, int64_t row_begin, int64_t row_count, void* dst) = 0;
   virtual std::string model_config() const = 0;                   // config.json text, "" if none
   virtual std::map<std::string, std::string> metadata() const = 0;  // safetensors "__metadata__"
+  // The CRC-32 a tensor's bytes must have (our HDF5 checkpoints store one per dataset), for a
+  // reader that cannot have read_rows check it (reading in slices); false when the format has none.
+  virtual bool stored_crc(const std::string& name, uint32_t* crc) const { (void)name, (void)crc; return false; }
 };
 
 // Opens on the calling rank alone (reads are independent).

@@ -67,15 +67,21 @@ void save_parameters(torch::nn::Module& module, const std::string& path, const s
   sink->commit();
 }
 
+std::string model_config_text(const std::string& path, io::ModelSource& src, std::string* origin) {
+  std::string text = src.model_config(), from = src.origin() + " (model_config)";
+  if (text.empty() || text == "{}") {  // a bare .safetensors file: its directory's config.json
+    from = io::join_path(io::parent_dir(path), "config.json");
+    if (!io::path_exists(from)) throw Error(path + ": no model config (no config.json beside it)");
+    text = io::read_text_file(from);
+  }
+  if (origin) *origin = from;
+  return text;
+}
+
 Qwen2ForCausalLM load_qwen2_lm(const std::string& path, MPI_Comm comm) {
   auto src = io::open_model_source_shared(path, comm);
-  std::string config_text = src->model_config();
-  std::string config_origin = src->origin() + " (model_config)";
-  if (config_text.empty() || config_text == "{}") {  // a bare .safetensors file: its directory's config.json
-    config_origin = io::join_path(io::parent_dir(path), "config.json");
-    if (!io::path_exists(config_origin)) throw Error(path + ": no model config (no config.json beside it)");
-    config_text = io::read_text_file(config_origin);
-  }
+  std::string config_origin;
+  const std::string config_text = model_config_text(path, *src, &config_origin);
   const auto json = nlohmann::json::parse(config_text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) throw Error(config_origin + ": not valid JSON");
   Qwen2ForCausalLM lm(parse_qwen2_config(json, config_origin));

@@ -32,6 +32,10 @@ void load_parameters(torch::nn::Module& module, io::ModelSource& src, const std:
 void save_parameters(torch::nn::Module& module, const std::string& path, const std::string& config_json,
                      const io::CheckpointAttrs& attrs = {});
 
+// The config.json text of a model: the store's own, or for a bare .safetensors file the
+// config.json beside it; `origin` (optional) receives where it came from. Throws when there is none.
+std::string model_config_text(const std::string& path, io::ModelSource& src, std::string* origin = nullptr);
+
 // The language model of a checkpoint (a Hugging Face directory, a .safetensors file with a
 // config.json beside it, or an ovr HDF5 checkpoint file or directory), in eval mode. The vision
 // tower's tensors, if any, are left to the vision model, and a critic's value_head to the critic.

@@ -15,6 +15,7 @@
 #include "io/tensor_store.h"
 #include "io/torch_bridge.h"
 #include "model/qwen2_5_vl_params.h"
+#include "model/weights.h"
 #include "rl/ppo_steps.h"
 #include "train/checkpointing.h"
 
@@ -57,8 +58,9 @@ void check_same_architecture(const PpoOptions& o, const Rollouts& ro) {
     for (const auto& p : model::qwen2_5_vl_parameters(config, io::DType::F32, origin)) shapes[p.info.name] = p.info.shape;
     return shapes;
   };
+  auto config_of = [](const std::string& path) { return model::model_config_text(path, *io::open_model_source(path)); };
   const std::string policy_origin = "--policy " + o.policy;
-  const auto policy = specs(io::open_model_source(o.policy)->model_config(), policy_origin);
+  const auto policy = specs(config_of(o.policy), policy_origin);
   auto compare = [&](const std::string& origin, const std::string& config_text) {
     const auto other = specs(config_text, origin);
     for (const auto& [name, shape] : policy) {
@@ -71,9 +73,11 @@ void check_same_architecture(const PpoOptions& o, const Rollouts& ro) {
     for (const auto& [name, shape] : other)
       if (!policy.count(name)) throw Error(origin + ": has " + name + ", which " + policy_origin + " lacks (another model)");
   };
-  if (!ro.model_config.empty()) compare(o.rollouts + " (the policy that generated these rollouts)", ro.model_config);
-  if (o.with_critic() && !o.critic.empty()) compare("--critic " + o.critic, io::open_model_source(o.critic)->model_config());
-  if (o.kl_coef > 0) compare("--reference " + o.reference, io::open_model_source(o.reference)->model_config());
+  // A rollout file made from a bare .safetensors policy records no config: nothing to compare.
+  if (!ro.model_config.empty() && ro.model_config != "{}")
+    compare(o.rollouts + " (the policy that generated these rollouts)", ro.model_config);
+  if (o.with_critic() && !o.critic.empty()) compare("--critic " + o.critic, config_of(o.critic));
+  if (o.kl_coef > 0) compare("--reference " + o.reference, config_of(o.reference));
 }
 
 // Optimizer state continues only from our own PPO checkpoints (an SFT run's moments are not this
