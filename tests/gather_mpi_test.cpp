@@ -26,7 +26,8 @@ std::string expected_concatenation() {
   return all;
 }
 std::string shared_dir(const std::string& tag) {  // one directory all ranks agree on
-  std::string dir = my_rank() == 0 ? test::temp_dir(tag) : "";
+  // One directory per rank count: ctest runs the 1-rank and 3-rank variants at the same time.
+  std::string dir = my_rank() == 0 ? test::temp_dir(tag + "_np" + std::to_string(ranks())) : "";
   int n = int(dir.size());
   MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD);
   dir.resize(size_t(n));

@@ -201,7 +201,7 @@ TEST(ZeroCheckpoint, StateWrittenByAllRanksIsReadBackByOneRankIdentically) {
   dist::ZeroAdamW opt(zero_params(m), *comm, 2, kAdam, 700);
   zero_training(m, opt, data, steps, 1);
 
-  const std::string dir = my_rank() == 0 ? test::temp_dir("zero_ckpt") : "";
+  const std::string dir = my_rank() == 0 ? test::temp_dir("zero_ckpt_np" + std::to_string(ranks())) : "";
   std::string path(256, '\0');
   if (my_rank() == 0) path = dir + "/optim.h5";
   MPI_Bcast(path.data(), 256, MPI_CHAR, 0, MPI_COMM_WORLD);
@@ -254,7 +254,7 @@ TEST(ZeroCheckpoint, RefusesStateOfOtherParameters) {
   model::Qwen2_5_VL m = tiny_model();
   auto self = dist::make_mpi_communicator(MPI_COMM_SELF);
   dist::ZeroAdamW opt(zero_params(m), *self, 1, kAdam);
-  const std::string path = test::temp_dir("zero_other") + "/o.h5";
+  const std::string path = test::temp_dir("zero_other_np" + std::to_string(ranks()) + "_r" + std::to_string(my_rank())) + "/o.h5";
   {
     io::CheckpointAttrs attrs;
     attrs.extra["optim_params"] = "[[\"other\", 3]]";
