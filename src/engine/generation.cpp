@@ -125,13 +125,16 @@ class GenerationEngine::Run {
       positions.push_back(a.next_pos);
       max_len = std::max(max_len, a.seq.length);
     }
-    // Keys: each row's own past, then (at index max_len) its new token. Built on the host, moved once.
-    std::vector<float> host_mask(size_t(b * (max_len + 1)), -INFINITY);
-    for (int64_t i = 0; i < b; ++i) {
-      std::fill_n(host_mask.begin() + i * (max_len + 1), seqs[size_t(i)]->length, 0.0f);
-      host_mask[size_t(i * (max_len + 1) + max_len)] = 0.0f;
-    }
-    at::Tensor mask = torch::from_blob(host_mask.data(), {b, 1, 1, max_len + 1}, at::kFloat).to(device_, dtype_);
+    // Keys: each row's own past, then (at index max_len) its new token. Built on the device from
+    // the rows' lengths: b integers cross to the device per step, not a b x context mask (48 MB
+    // per step at 256 rows of 48k tokens).
+    std::vector<int64_t> lengths;
+    for (const CachedSequence* s : seqs) lengths.push_back(s->length);
+    const at::Tensor cols = torch::arange(max_len + 1, at::TensorOptions().dtype(at::kLong).device(device_)).view({1, -1});
+    const at::Tensor keep = cols.lt(on_device(lengths).view({-1, 1})).logical_or(cols.eq(max_len));
+    at::Tensor mask = torch::zeros({b, max_len + 1}, at::TensorOptions().dtype(dtype_).device(device_))
+                          .masked_fill(keep.logical_not(), -INFINITY)
+                          .view({b, 1, 1, max_len + 1});
     DecodeStep step(cache_, seqs, max_len);
     at::Tensor pos = on_device(positions).view({1, b, 1}).expand({3, b, 1});
     at::Tensor hidden = e_.lm_->hidden_states(e_.lm_->embed(on_device(ids).view({b, 1})), pos, mask, &step);
