@@ -25,15 +25,6 @@ std::string expected_concatenation() {
   for (int r = 0; r < ranks(); ++r) all += text_of(r);
   return all;
 }
-std::string shared_dir(const std::string& tag) {  // one directory all ranks agree on
-  // One directory per rank count: ctest runs the 1-rank and 3-rank variants at the same time.
-  std::string dir = my_rank() == 0 ? test::temp_dir(tag + "_np" + std::to_string(ranks())) : "";
-  int n = int(dir.size());
-  MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  dir.resize(size_t(n));
-  MPI_Bcast(dir.data(), n, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return dir;
-}
 }  // namespace
 
 // The arithmetic that keeps every MPI count under 2^31 for any total: pieces cover [0, n) in order.
@@ -71,7 +62,7 @@ TEST(OffsetAndTotal, IsAnExclusivePrefixSum) {
 }
 
 TEST(WriteConcatenated, EveryRankWritesItsPartAtItsOffset) {
-  const std::string dir = shared_dir("concatenated");
+  const std::string dir = test::shared_temp_dir("concatenated");
   const std::string path = dir + "/sub/results.jsonl";
   io::write_concatenated(path, MPI_COMM_WORLD, text_of(my_rank()));
   MPI_Barrier(MPI_COMM_WORLD);
@@ -83,7 +74,7 @@ TEST(WriteConcatenated, EveryRankWritesItsPartAtItsOffset) {
 }
 
 TEST(WriteConcatenated, AFailureEndsEveryRankAndLeavesNoFile) {
-  const std::string dir = shared_dir("concatenated_fail");
+  const std::string dir = test::shared_temp_dir("concatenated_fail");
   if (my_rank() == 0) test::write_file(dir + "/not_a_dir", "a file where a directory is expected");
   MPI_Barrier(MPI_COMM_WORLD);
   const std::string path = dir + "/not_a_dir/results.jsonl";
@@ -94,7 +85,7 @@ TEST(WriteConcatenated, AFailureEndsEveryRankAndLeavesNoFile) {
 // A model read once by all ranks together (io/shared_model_source.h): every rank gets every
 // tensor exactly as one process reading the whole file does, having read only its slice.
 TEST(SharedModelSource, EveryRankGetsWholeTensorsFromSlicesReadOnce) {
-  const std::string dir = shared_dir("shared_source");
+  const std::string dir = test::shared_temp_dir("shared_source");
   const std::string path = dir + "/model.safetensors";
   const std::vector<io::TensorInfo> infos = {{"big", io::DType::F32, {101, 7}}, {"odd", io::DType::BF16, {3}},
                                              {"scalar", io::DType::I64, {}}, {"empty", io::DType::F32, {0, 4}}};
@@ -163,7 +154,7 @@ TEST(SharedModelSource, SliceRoundsKeepEveryCountAndDisplacementUnderAnInt) {
 // A corrupt byte in a checkpoint read in slices by several ranks: the CRC combined from the slices
 // differs from the stored one, and every rank stops with the same error.
 TEST(SharedModelSource, ACorruptTensorIsDetectedOnEveryRank) {
-  const std::string dir = shared_dir("shared_source_crc");
+  const std::string dir = test::shared_temp_dir("shared_source_crc");
   const std::string path = dir + "/model.h5";
   const io::TensorInfo info{"w", io::DType::F32, {64, 16}};
   std::string bytes(info.nbytes(), '\0');

@@ -267,11 +267,7 @@ TEST(PackedPpo, equals_a_plain_per_sample_computation_on_a_ragged_batch) {
 // read_rollout_responses, fill_ppo_documents): each rank gets exactly the rows and documents the
 // whole-file read gives it, so the update is the same, while reading 1/N of the responses.
 TEST(ShardedRolloutRead, gives_each_rank_the_batch_of_the_whole_file_read) {
-  std::string dir = my_rank() == 0 ? test::temp_dir("sharded_rollouts_np" + std::to_string(ranks())) : "";
-  int len = int(dir.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  dir.resize(size_t(len));
-  MPI_Bcast(dir.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  const std::string dir = test::shared_temp_dir("sharded_rollouts");
   const std::string path = dir + "/iter_000002.h5";
   rl::write_rollouts(path, MPI_COMM_WORLD, my_rank() == 0 ? ragged_rollouts() : rl::Rollouts{});
   const image::ImageProcessor processor{image::ImageProcessorOptions{}};

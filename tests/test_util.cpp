@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <mpi.h>
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -19,6 +21,18 @@ std::string temp_dir(const std::string& tag) {
   std::string dir = ::testing::TempDir() + "ovr_test_" + tag;
   run_command("rm -rf '" + dir + "'");
   io::make_dirs(dir);
+  return dir;
+}
+
+std::string shared_temp_dir(const std::string& tag) {
+  int rank = 0, ranks = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  std::string dir = rank == 0 ? temp_dir(tag + "_np" + std::to_string(ranks)) : "";
+  int n = int(dir.size());
+  MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  dir.resize(size_t(n));
+  MPI_Bcast(dir.data(), n, MPI_CHAR, 0, MPI_COMM_WORLD);
   return dir;
 }
 

@@ -11,6 +11,9 @@ namespace ovr::test {
 
 // A fresh empty directory under the test temp dir (removed by the next call with the same tag).
 std::string temp_dir(const std::string& tag);
+// The same for an MPI test: made by rank 0, its path on every rank of MPI_COMM_WORLD. The tag gets
+// the rank count, as ctest runs a test's 1-rank and n-rank variants at the same time. Collective.
+std::string shared_temp_dir(const std::string& tag);
 
 // Deterministic pseudo-random bytes for a tensor; floating tensors get finite values.
 std::vector<char> random_bytes(const io::TensorInfo& t, uint32_t seed);

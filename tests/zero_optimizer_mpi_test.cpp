@@ -201,11 +201,7 @@ TEST(ZeroCheckpoint, StateWrittenByAllRanksIsReadBackByOneRankIdentically) {
   dist::ZeroAdamW opt(zero_params(m), *comm, 2, kAdam, 700);
   zero_training(m, opt, data, steps, 1);
 
-  const std::string dir = my_rank() == 0 ? test::temp_dir("zero_ckpt_np" + std::to_string(ranks())) : "";
-  std::string path(256, '\0');
-  if (my_rank() == 0) path = dir + "/optim.h5";
-  MPI_Bcast(path.data(), 256, MPI_CHAR, 0, MPI_COMM_WORLD);
-  path = path.c_str();
+  const std::string dir = test::shared_temp_dir("zero_ckpt"), path = dir + "/optim.h5";
   {
     io::CheckpointAttrs attrs;
     attrs.extra["optim_params"] = opt.layout_json();

@@ -64,10 +64,8 @@ int run(const Config& cfg) {
     if (!cfg.has("model")) throw ConfigError("--model: required (or --from-scores FILE)");
     const std::string model_path = cfg.get<std::string>("model");
     const text::Tokenizer tok = engine::load_tokenizer(cfg, model_path);
-    const std::string device = cfg.get<std::string>("device");
-    if (device != "auto" && device != "cpu" && device != "cuda") throw ConfigError("--device: expected cpu, cuda or auto, got '" + device + "'");
-    if (device == "cuda" && !torch::cuda::is_available()) throw ConfigError("--device cuda: no CUDA device");
-    engine::Policy policy = engine::load_policy(model_path, device);
+    engine::check_device_option(cfg.get<std::string>("device"));
+    engine::Policy policy = engine::load_policy(model_path, cfg.get<std::string>("device"));
     const image::ImageProcessor processor = engine::load_image_processor(cfg);
     train::SftDataOptions opt;
     opt.seq_len = cfg.get<int64_t>("seq-len");
@@ -121,10 +119,8 @@ int main(int argc, char** argv) {
                "line per usable row: source FILE:LINE, tokens, targets, loss), DIR/curated.jsonl (the kept rows,\n"
                "unchanged) and DIR/report.json (counts per rule, loss quantiles and histogram; plot it with\n"
                "postprocess/curation_plot.py). --from-scores applies other rules to saved scores without a model.");
+    engine::add_model_input_options(cfg);
     cfg.options().add_options()
-        ("tokenizer", po::value<std::string>()->default_value(""), "tokenizer.json or its directory (default: the model directory)")
-        ("preprocessor", po::value<std::string>()->default_value(""), "preprocessor_config.json for image rows (default: Qwen2.5-VL's)")
-        ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda or auto")
         ("model", po::value<std::string>(), "the scoring model (HF directory or ovr checkpoint)")
         ("data", po::value<std::vector<std::string>>()->required()->multitoken(), "JSONL file(s) of {\"messages\": [...]}")
         ("output,o", po::value<std::string>()->required(), "output directory")

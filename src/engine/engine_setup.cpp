@@ -14,16 +14,26 @@
 
 namespace ovr::engine {
 
-void add_engine_options(Config& cfg, double default_temperature) {
+void add_model_input_options(Config& cfg) {
   cfg.options().add_options()
       ("tokenizer", po::value<std::string>()->default_value(""), "tokenizer.json or its directory (default: the model directory)")
       ("preprocessor", po::value<std::string>()->default_value(""), "preprocessor_config.json for image prompts (default: Qwen2.5-VL's)")
+      ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda or auto");
+}
+
+void check_device_option(const std::string& dev) {
+  if (dev != "auto" && dev != "cpu" && dev != "cuda") throw ConfigError("--device: expected cpu, cuda or auto, got '" + dev + "'");
+  if (dev == "cuda" && !torch::cuda::is_available()) throw ConfigError("--device cuda: no CUDA device");
+}
+
+void add_engine_options(Config& cfg, double default_temperature) {
+  add_model_input_options(cfg);
+  cfg.options().add_options()
       ("temperature", po::value<double>()->default_value(default_temperature), "sampling temperature (0: greedy)")
       ("top-p", po::value<double>()->default_value(1.0), "nucleus sampling")
       ("top-k", po::value<int64_t>()->default_value(0), "top-k sampling (0: off)")
       ("max-batch", po::value<int64_t>()->default_value(64), "sequences decoded together per rank")
-      ("kv-cache-tokens", po::value<int64_t>()->default_value(1 << 20), "KV cache budget per rank, in tokens: sequences are admitted by what they hold; when it runs short the newest are preempted and recomputed later (same tokens)")
-      ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda or auto");
+      ("kv-cache-tokens", po::value<int64_t>()->default_value(1 << 20), "KV cache budget per rank, in tokens: sequences are admitted by what they hold; when it runs short the newest are preempted and recomputed later (same tokens)");
 }
 
 EngineOptions engine_options(const Config& cfg) {
@@ -39,9 +49,7 @@ EngineOptions engine_options(const Config& cfg) {
   eo.max_batch = cfg.get<int64_t>("max-batch");
   eo.kv_cache_tokens = cfg.get<int64_t>("kv-cache-tokens");
   if (eo.max_batch < 1 || eo.kv_cache_tokens < 1) throw ConfigError("--max-batch and --kv-cache-tokens: must be positive");
-  const std::string dev = cfg.get<std::string>("device");
-  if (dev != "auto" && dev != "cpu" && dev != "cuda") throw ConfigError("--device: expected cpu, cuda or auto, got '" + dev + "'");
-  if (dev == "cuda" && !torch::cuda::is_available()) throw ConfigError("--device cuda: no CUDA device");
+  check_device_option(cfg.get<std::string>("device"));
   return eo;
 }
 

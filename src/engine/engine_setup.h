@@ -17,7 +17,12 @@
 
 namespace ovr::engine {
 
-// --temperature/--top-p/--top-k, --max-batch, --kv-cache-tokens, --device, --tokenizer, --preprocessor.
+// --tokenizer, --preprocessor and --device: what every tool that runs a model on text and images
+// takes (load_tokenizer, load_image_processor, load_policy read them).
+void add_model_input_options(Config& cfg);
+// --device's value checked (ConfigError naming it; "cuda" without a CUDA device).
+void check_device_option(const std::string& device);
+// The above, and --temperature/--top-p/--top-k, --max-batch, --kv-cache-tokens.
 void add_engine_options(Config& cfg, double default_temperature);
 // Sampling and batching from those options (ConfigError on bad values); temperature 0 = greedy.
 EngineOptions engine_options(const Config& cfg);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/gather.h"
 #include "common/mpi_runtime.h"
 #include "io/hdf5_checkpoint.h"
 
@@ -22,13 +23,8 @@ struct Column {
 
 template <class T>
 void place(Column<T>& c, MPI_Comm comm) {
-  int64_t n = int64_t(c.values.size()), before = 0, total = 0;
-  OVR_MPI_CHECK(MPI_Exscan(&n, &before, 1, MPI_INT64_T, MPI_SUM, comm));
-  OVR_MPI_CHECK(MPI_Allreduce(&n, &total, 1, MPI_INT64_T, MPI_SUM, comm));
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  c.offset = rank == 0 ? 0 : before;  // MPI_Exscan leaves rank 0's result undefined
-  c.total = total;
+  const auto [offset, total] = offset_and_total(comm, c.values.size());
+  c.offset = int64_t(offset), c.total = int64_t(total);
 }
 
 void append(std::vector<uint8_t>& bytes, std::vector<int64_t>& lengths, const std::string& s) {
@@ -45,11 +41,7 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 void write_rollouts(const std::string& path, MPI_Comm comm, const Rollouts& r) {
-  int64_t group_offset = 0, n_groups = int64_t(r.groups.size());
-  OVR_MPI_CHECK(MPI_Exscan(&n_groups, &group_offset, 1, MPI_INT64_T, MPI_SUM, comm));
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  if (rank == 0) group_offset = 0;
+  const int64_t group_offset = int64_t(offset_and_total(comm, r.groups.size()).first);
 
   Column<int32_t> prompt_tokens{"/rollout/prompt_tokens", io::DType::I32}, tokens{"/rollout/response_tokens", io::DType::I32},
       sample_index{"/rollout/sample_index", io::DType::I32};
