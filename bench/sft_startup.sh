@@ -30,8 +30,8 @@ PY
     --output "$WORK/out_$n" --seq-len 256 --global-batch 4 --stop-after-steps 1 --save-every 0 --log-every 1 >"$WORK/log_$n" 2>&1 || true
   end=$(date +%s.%N)
   grep -q "step 1/" "$WORK/log_$n" || { echo "ovr_sft failed on $n rows:"; tail -3 "$WORK/log_$n"; exit 1; }
-  s=$(echo "$end - $start" | bc) r0=$(($(tail -1 "$WORK/run_$n.rss.0") / 1024)) r1=$(($(tail -1 "$WORK/run_$n.rss.1") / 1024))
+  s=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }') r0=$(($(tail -1 "$WORK/run_$n.rss.0") / 1024)) r1=$(($(tail -1 "$WORK/run_$n.rss.1") / 1024))
   [ -n "$first_s" ] || first_s=$s first_rss=$r0
-  printf "%-8s %8.1f %11.1f %19d %19d %17.1fx %12.1fx\n" "$n" "$(echo "$(stat -c %s "$WORK/data_$n.jsonl") / 1000000" | bc -l)" \
-    "$s" "$r0" "$r1" "$(echo "$s / $first_s" | bc -l)" "$(echo "$r0 / $first_rss" | bc -l)"
+  awk -v n="$n" -v bytes="$(stat -c %s "$WORK/data_$n.jsonl")" -v s="$s" -v r0="$r0" -v r1="$r1" -v s1="$first_s" -v m1="$first_rss" \
+    'BEGIN { printf "%-8s %8.1f %11.1f %19d %19d %17.1fx %12.1fx\n", n, bytes / 1e6, s, r0, r1, s / s1, r0 / m1 }'
 done
